@@ -1,0 +1,114 @@
+"""Orbax checkpoints of a run: the latest N (with the input iterator) and the best on validation.
+
+Workdir layout (DESIGN.md):
+  checkpoints/latest/<step>/   state + every process's grain iterator state; keeps N
+  checkpoints/best/<step>/     state only; keeps the single best by validation loss
+
+Two managers, because an orbax `best_fn` policy counts `max_to_keep` among the best only and
+could delete the newest checkpoint that a resume needs. Every process saves (orbax coordinates
+the writes); saves are asynchronous and `wait()` blocks until they are on disk.
+
+`load_params(workdir)` is what evaluation, the classifier and the codec commands use: the best
+checkpoint's parameters and non-trainable collections (normalisation statistics, CDF tables),
+restored on the host without the optimiser.
+"""
+
+import json
+import os
+
+import grain
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from fmacomp import errors
+
+LATEST = 'latest'
+BEST = 'best'
+
+
+def checkpoint_dir(workdir, which=LATEST):
+  return os.path.join(os.path.abspath(workdir), 'checkpoints', which)
+
+
+class RunCheckpoints:
+  """The two managers of one run."""
+
+  def __init__(self, workdir, keep=2, async_save=True):
+    self.latest = ocp.CheckpointManager(
+        checkpoint_dir(workdir, LATEST),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=keep, enable_async_checkpointing=async_save, create=True),
+        item_names=('state', 'data'))
+    self.best = ocp.CheckpointManager(
+        checkpoint_dir(workdir, BEST),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, best_fn=lambda m: m['val_loss'], best_mode='min',
+            enable_async_checkpointing=async_save, create=True),
+        item_names=('state',))
+
+  def latest_step(self):
+    return self.latest.latest_step()
+
+  def save(self, step, state, iterator):
+    self.latest.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        data=grain.checkpoint.CheckpointSave(iterator)))
+
+  def save_best(self, step, state, val_loss):
+    self.best.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)),
+                   metrics={'val_loss': float(val_loss)})
+
+  def restore(self, step, abstract_state, iterator):
+    """Restores state (with the shardings in `abstract_state`) and the iterator in place."""
+    restored = self.latest.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state),
+        data=grain.checkpoint.CheckpointRestore(iterator)))
+    return restored['state']
+
+  def wait(self):
+    self.latest.wait_until_finished()
+    self.best.wait_until_finished()
+
+  def close(self):
+    self.latest.close()
+    self.best.close()
+
+
+def load_config(workdir):
+  """The config.json of a finished or running workdir."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    raise errors.InputError(workdir, 'not a training workdir (no config.json)')
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_params(workdir, which=BEST):
+  """Returns (variables, step): the checkpoint's `params` plus non-trainable collections.
+
+  Restores on the host as numpy arrays, without the optimiser state, whatever the mesh of the
+  run that wrote it. Falls back to the latest checkpoint when no best one exists yet.
+  """
+  for kind in (which, LATEST):
+    directory = checkpoint_dir(workdir, kind)
+    if not os.path.isdir(directory):
+      continue
+    with ocp.CheckpointManager(directory, item_names=('state',)) as manager:
+      step = manager.best_step() if kind == BEST else manager.latest_step()
+      if step is None:
+        continue
+      item = os.path.join(directory, str(step), 'state')
+      restored = ocp.PyTreeCheckpointer().restore(
+          item, args=ocp.args.PyTreeRestore(restore_args=_host_restore_args(item)))
+    variables = {'params': restored['params'], **restored.get('extra', {})}
+    return jax.tree.map(np.asarray, variables), step
+  raise errors.InputError(workdir, 'no checkpoint found under checkpoints/')
+
+
+def _host_restore_args(item):
+  metadata = ocp.PyTreeCheckpointer().metadata(item)
+  tree = getattr(metadata, 'item_metadata', metadata)
+  tree = getattr(tree, 'tree', tree)
+  return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)

@@ -1,0 +1,202 @@
+"""What each model is trained to do: its module, variables, loss and validation.
+
+`make_task(config, builder)` returns a task with
+  init_variables(rng) -> {'params': ..., other collections}
+  loss(params, extra, batch, rng) -> (loss, metrics)      pure; traced inside train_step
+  trainable_mask                                         None, or a bool pytree over params
+  load_pretrained(state, shardings) -> state             e.g. a classifier's encoder
+  evaluate(state, builder, mesh, config) -> {'loss': ..., ...} on the validation split
+
+Autoencoders minimise MSE in their own domain (STFT for freq_ae, normalised audio for time_ae)
+and report the seed spectral RMSE of their decoded audio; the classifier minimises
+cross-entropy and reports accuracy. Validation never touches the test split.
+"""
+
+import functools
+
+import flax
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from fmacomp import checkpointing
+from fmacomp import errors
+from fmacomp import metrics as metrics_lib
+from fmacomp import models
+from fmacomp.datasets import pipeline
+
+AUTOENCODERS = ('freq_ae', 'time_ae')
+
+
+def make_task(config, builder):
+  name = config.model.name
+  if name in AUTOENCODERS:
+    return AutoencoderTask(config, builder)
+  if name == 'classifier':
+    return ClassifierTask(config, builder)
+  raise errors.InputError('config.model.name', f'unknown model {name!r}')
+
+
+def model_kwargs(model_config):
+  kwargs = dict(model_config)
+  kwargs.pop('name')
+  return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def freeze(tx, trainable_mask, config):
+  """Zero updates for frozen params; after `config.unfreeze_step` (>= 0) they train too."""
+  if config.get('unfreeze_step', -1) < 0:
+    frozen = optax.set_to_zero()
+  else:
+    gate = lambda count: jnp.where(count >= config.unfreeze_step, 1.0, 0.0)
+    frozen = optax.chain(tx, optax.scale_by_schedule(gate))
+  labels = jax.tree.map(lambda t: 'train' if t else 'frozen', trainable_mask)
+  return optax.multi_transform({'train': tx, 'frozen': frozen}, labels)
+
+
+def _gather(x):
+  """Per-example outputs of a sharded eval step, on every host."""
+  if jax.process_count() == 1:
+    return np.asarray(x)
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _eval_batches(config, builder, mesh):
+  """Validation batches as global arrays (segments of the crop length), at most N batches."""
+  batches = pipeline.eval_batches(
+      builder, split='validation', segment_s=config.crop_s, sample_rate=config.sample_rate,
+      batch_size=config.batch_size, label_filter=config.get('label_filter') or None)
+  sharding = jax.NamedSharding(mesh, jax.P('data'))
+  for i, batch in enumerate(batches):
+    if config.eval_batches and i >= config.eval_batches:
+      break
+    host = {k: batch[k] for k in ('audio', 'label', 'mask')}
+    yield pipeline.to_global(host, sharding)
+
+
+class AutoencoderTask:
+  """freq_ae / time_ae: MSE in the model's domain; seed spectral RMSE on decoded audio."""
+
+  trainable_mask = None
+
+  def __init__(self, config, builder):
+    self.config = config
+    kwargs = model_kwargs(config.model)
+    if config.model.name == 'time_ae':
+      mean, std = pipeline.normalization_stats(builder, split='train',
+                                               sample_rate=config.sample_rate)
+      kwargs.update(norm_mean=float(mean), norm_std=float(std))
+    self.model = models.get_model(config.model.name, **kwargs)
+    self.crop_len = int(round(config.crop_s * config.sample_rate))
+    self.loss = functools.partial(_autoencoder_loss, self.model)
+    self._eval_step = jax.jit(functools.partial(_autoencoder_eval, self.model))
+
+  def init_variables(self, rng):
+    variables = self.model.init(rng, jnp.zeros((1, self.crop_len), jnp.float32))
+    return flax.core.unfreeze(variables)
+
+  def load_pretrained(self, state, shardings):
+    del shardings
+    return state
+
+  def evaluate(self, state, builder, mesh, config):
+    sq_err, count, rmse = 0.0, 0, []
+    for batch in _eval_batches(config, builder, mesh):
+      err, audio_hat = self._eval_step({'params': state.params, **state.extra}, batch)
+      err, audio_hat = _gather(err), _gather(audio_hat)
+      mask, audio = _gather(batch['mask']), _gather(batch['audio'])
+      sq_err += float(err[mask].sum())
+      count += int(mask.sum())
+      rmse += [metrics_lib.seed_spectral_rmse(a, b, config.sample_rate)
+               for a, b, m in zip(audio, audio_hat, mask) if m]
+    return {'loss': sq_err / max(count, 1), 'seed_spectral_rmse': float(np.mean(rmse)),
+            'examples': count}
+
+
+def _autoencoder_loss(model, params, extra, batch, rng):
+  out = model.apply({'params': params, **extra}, batch['audio'], train=True,
+                    rngs={'dropout': rng})
+  loss = jnp.mean(jnp.square(out['prediction'] - out['target']))
+  return loss, {}
+
+
+def _autoencoder_eval(model, variables, batch):
+  """Per-example domain MSE and decoded audio (what a user would hear)."""
+  out = model.apply(variables, batch['audio'])
+  err = jnp.mean(jnp.square(out['prediction'] - out['target']),
+                 axis=tuple(range(1, out['target'].ndim)))
+  audio_hat = model.apply(variables, out['latent'], method='decode')
+  return err, audio_hat
+
+
+class ClassifierTask:
+  """Genre head on a (frozen) encoder's latent, or on log-mel; cross-entropy and accuracy."""
+
+  def __init__(self, config, builder):
+    self.config = config
+    kwargs = model_kwargs(config.model)
+    kwargs['n_classes'] = builder.info.features['label'].num_classes
+    self.encoder_workdir = None
+    if kwargs.get('frontend') == 'latent':
+      if not config.encoder_workdir:
+        raise errors.InputError('config.encoder_workdir',
+                                'a latent classifier needs its encoder\'s workdir')
+      self.encoder_workdir = config.encoder_workdir
+      encoder_config = checkpointing.load_config(self.encoder_workdir)
+      if encoder_config.sample_rate != config.sample_rate:
+        raise errors.InputError(self.encoder_workdir, (
+            f'encoder runs at {encoder_config.sample_rate} Hz, the classifier at '
+            f'{config.sample_rate} Hz'))
+      kwargs['encoder'] = encoder_config.model.name
+      kwargs['encoder_kwargs'] = flax.core.FrozenDict(model_kwargs(encoder_config.model))
+    self.model = models.get_model('classifier', **kwargs)
+    self.crop_len = int(round(config.crop_s * config.sample_rate))
+    self.loss = functools.partial(_classifier_loss, self.model)
+    self._eval_step = jax.jit(functools.partial(_classifier_eval, self.model))
+    self.trainable_mask = None
+    if self.encoder_workdir:
+      shapes = jax.eval_shape(self.init_variables, jax.random.key(0))
+      self.trainable_mask = models.classifier.trainable_mask(shapes['params'])
+
+  def init_variables(self, rng):
+    return flax.core.unfreeze(self.model.init(rng, jnp.zeros((1, self.crop_len), jnp.float32)))
+
+  def load_pretrained(self, state, shardings):
+    """Copies the encoder's best checkpoint (params and statistics) into the state."""
+    if not self.encoder_workdir:
+      return state
+    encoder, _ = checkpointing.load_params(self.encoder_workdir)
+    params = flax.core.unfreeze(jax.device_get(state.params))
+    extra = flax.core.unfreeze(jax.device_get(state.extra))
+    params['encoder'] = encoder.pop('params')
+    for collection, tree in encoder.items():
+      extra.setdefault(collection, {})['encoder'] = tree
+    state = state.replace(params=params, extra=extra)
+    return jax.device_put(state, shardings)
+
+  def evaluate(self, state, builder, mesh, config):
+    nll, correct, count = 0.0, 0, 0
+    for batch in _eval_batches(config, builder, mesh):
+      loss, hit = self._eval_step({'params': state.params, **state.extra}, batch)
+      mask = _gather(batch['mask'])
+      nll += float(_gather(loss)[mask].sum())
+      correct += int(_gather(hit)[mask].sum())
+      count += int(mask.sum())
+    return {'loss': nll / max(count, 1), 'accuracy': correct / max(count, 1),
+            'examples': count}
+
+
+def _classifier_loss(model, params, extra, batch, rng):
+  logits = model.apply({'params': params, **extra}, batch['audio'], train=True,
+                       rngs={'dropout': rng})
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
+  return loss, {'accuracy': accuracy}
+
+
+def _classifier_eval(model, variables, batch):
+  logits = model.apply(variables, batch['audio'])
+  loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
+  return loss, jnp.argmax(logits, -1) == batch['label']

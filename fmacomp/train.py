@@ -1,0 +1,235 @@
+"""train_and_evaluate(config, workdir): the training loop every fmacomp model shares.
+
+Data parallel over a 1-D mesh ("data" axis over every device of every host): parameters are
+replicated, batches are sharded on their leading axis. The state is created already sharded
+(`jax.eval_shape` + `jax.jit(..., out_shardings=...)`), the step is the module-level
+`train_step`, jitted once with shardings and donation, and the step key is
+`fold_in(rng, step)`, so a resumed run reproduces an uninterrupted one exactly.
+
+What a model is trained to do (its loss, its validation) lives in `fmacomp.tasks`; the
+checkpoints in `fmacomp.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`.
+"""
+
+import hashlib
+import json
+import os
+import time
+
+from absl import logging
+import flax
+from flax.training import train_state
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tensorboardX
+
+from fmacomp import checkpointing
+from fmacomp import datasets
+from fmacomp import errors
+from fmacomp import tasks
+from fmacomp.datasets import pipeline
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus the non-trainable collections (e.g. normalisation statistics).
+
+  `loss_fn(params, extra, batch, rng) -> (loss, metrics)` is static: it is part of the jit
+  cache key, and it is the same object for the whole run.
+  """
+  extra: flax.core.FrozenDict = flax.struct.field(default_factory=dict)
+  loss_fn: callable = flax.struct.field(pytree_node=False, default=None)
+
+
+def train_step(state, batch, rng):
+  """One optimiser step. Returns the new state and scalar metrics (loss, norms)."""
+  rng = jax.random.fold_in(rng, state.step)
+
+  def loss(params):
+    return state.loss_fn(params, state.extra, batch, rng)
+
+  (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
+  new_state = state.apply_gradients(grads=grads)
+  updates = jax.tree.map(lambda a, b: a - b, new_state.params, state.params)
+  metrics = dict(metrics, loss=value, grad_norm=optax.global_norm(grads),
+                 update_norm=optax.global_norm(updates),
+                 param_norm=optax.global_norm(new_state.params))
+  return new_state, metrics
+
+
+def params_checksum(params):
+  """sha256 over the parameters: leaves in sorted key-path order, native dtype, little-endian."""
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  digest = hashlib.sha256()
+  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
+  return digest.hexdigest()
+
+
+def make_mesh(config):
+  """A 1-D mesh over every device ('data'); built here, never at import."""
+  n = config.mesh.data if config.mesh.data > 0 else jax.device_count()
+  if n != jax.device_count():
+    raise errors.InputError('config.mesh.data', f'{n} != {jax.device_count()} devices')
+  return jax.make_mesh((n,), ('data',))
+
+
+def make_optimizer(config, trainable_mask=None):
+  """optax optimiser and schedule from `config.optimizer`; frozen params get zero updates."""
+  opt = config.optimizer
+  if opt.schedule == 'cosine':
+    lr = optax.warmup_cosine_decay_schedule(0.0, opt.lr, max(opt.warmup_steps, 1),
+                                            max(config.steps, opt.warmup_steps + 1))
+  elif opt.schedule == 'constant':
+    lr = optax.linear_schedule(0.0, opt.lr, opt.warmup_steps) if opt.warmup_steps else opt.lr
+  else:
+    raise errors.InputError('config.optimizer.schedule', f'unknown schedule {opt.schedule!r}')
+  if opt.weight_decay > 0:
+    tx = optax.adamw(lr, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
+  else:
+    tx = optax.adam(lr, b1=opt.b1, b2=opt.b2)
+  if opt.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(opt.grad_clip_norm), tx)
+  if trainable_mask is not None:
+    tx = tasks.freeze(tx, trainable_mask, config)
+  return tx
+
+
+def _prepare_data(config):
+  """Process 0 builds the dataset on first use; the others wait at a barrier."""
+  kwargs = dict(data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
+  if jax.process_index() == 0:
+    datasets.prepare(config.data.name, **kwargs)
+  multihost_utils.sync_global_devices('fmacomp:prepare_data')
+  return datasets.get_builder(config.data.name, **kwargs)
+
+
+def _write_config(config, workdir):
+  if jax.process_index() == 0:
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      f.write(config.to_json(indent=2, sort_keys=True))
+
+
+class _MetricWriter:
+  """metrics.jsonl + TensorBoard, on process 0 only."""
+
+  def __init__(self, workdir):
+    self.active = jax.process_index() == 0
+    if self.active:
+      self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
+      self.tb = tensorboardX.SummaryWriter(os.path.join(workdir, 'tb'))
+
+  def write(self, step, split, metrics):
+    if not self.active:
+      return
+    record = {'step': int(step), 'split': split, **{k: float(v) for k, v in metrics.items()}}
+    self.jsonl.write(json.dumps(record) + '\n')
+    self.jsonl.flush()
+    for k, v in metrics.items():
+      self.tb.add_scalar(f'{split}/{k}', float(v), int(step))
+
+  def close(self):
+    if self.active:
+      self.jsonl.close()
+      self.tb.close()
+
+
+def _check_finite(pending):
+  """Raises RunError naming the first step whose loss is not finite."""
+  if not pending:
+    return
+  losses = jax.device_get([m['loss'] for _, m in pending])
+  for (step, _), loss in zip(pending, losses):
+    if not np.isfinite(loss):
+      raise errors.RunError(f'step {step}', f'non-finite loss ({loss}); stopping, the last '
+                            'good checkpoint is kept')
+
+
+def train_and_evaluate(config, workdir):
+  """Trains `config` in `workdir`, resuming from its latest checkpoint. Returns the checksum."""
+  workdir = os.path.abspath(workdir)
+  _write_config(config, workdir)
+  builder = _prepare_data(config)
+
+  # --- Mesh, task, sharded state -------------------------------------------------------
+  mesh = make_mesh(config)
+  replicated = jax.NamedSharding(mesh, jax.P())
+  batch_sharding = jax.NamedSharding(mesh, jax.P('data'))
+  task = tasks.make_task(config, builder)
+  tx = make_optimizer(config, task.trainable_mask)
+
+  def init(rng):
+    variables = task.init_variables(rng)
+    params = variables.pop('params')
+    return TrainState.create(apply_fn=None, params=params, tx=tx, extra=variables,
+                             loss_fn=task.loss)
+
+  rng = jax.random.key(config.seed)
+  init_rng, step_rng = jax.random.split(rng)
+  abstract = jax.eval_shape(init, init_rng)
+  state_sharding = jax.tree.map(lambda _: replicated, abstract)
+  state = jax.jit(init, out_shardings=state_sharding)(init_rng)
+  state = task.load_pretrained(state, state_sharding)
+
+  # --- Input pipeline and checkpoints ----------------------------------------------------
+  loader = pipeline.train_loader(
+      builder, split='train', crop_s=config.crop_s, sample_rate=config.sample_rate,
+      global_batch_size=config.batch_size, seed=config.seed,
+      worker_count=config.worker_count, label_filter=config.label_filter or None)
+  iterator = iter(loader)
+  ckpt = checkpointing.RunCheckpoints(workdir, keep=config.keep_checkpoints)
+  start = ckpt.latest_step()
+  if start is not None:
+    logging.info('Resuming from step %d', start)
+    abstract_state = jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
+    state = ckpt.restore(start, abstract_state, iterator)
+    state = state.replace(loss_fn=task.loss, tx=tx)
+  start = start or 0
+
+  step_fn = jax.jit(train_step, in_shardings=(state_sharding, batch_sharding, replicated),
+                    out_shardings=(state_sharding, replicated), donate_argnums=(0,))
+  writer = _MetricWriter(workdir)
+  logging.info('Process %d of %d, %d local / %d global devices, training steps %d -> %d',
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count(), start, config.steps)
+
+  # --- Loop ------------------------------------------------------------------------------
+  pending = []  # (step, metrics on device) since the last host sync
+  t0, step0 = time.time(), start
+  try:
+    for step in range(start + 1, config.steps + 1):
+      batch = pipeline.to_global(next(iterator), batch_sharding)
+      state, metrics = step_fn(state, batch, step_rng)
+      pending.append((step, metrics))
+      boundary = (step % config.log_every == 0 or step % config.eval_every == 0 or
+                  step % config.checkpoint_every == 0 or step == config.steps)
+      if not boundary:
+        continue
+      _check_finite(pending)
+      if step % config.log_every == 0 or step == config.steps:
+        averaged = jax.device_get(jax.tree.map(lambda *x: jnp.mean(jnp.stack(x)),
+                                               *[m for _, m in pending]))
+        writer.write(step, 'train', averaged)
+        rate = (step - step0) / max(time.time() - t0, 1e-9)
+        logging.info('step %d/%d loss %.5g | %.2f steps/s, %.1f examples/s, ETA %.0f s',
+                     step, config.steps, averaged['loss'], rate, rate * config.batch_size,
+                     (config.steps - step) / max(rate, 1e-9))
+      pending = []
+      if step % config.eval_every == 0 or step == config.steps:
+        val = task.evaluate(state, builder, mesh, config)
+        writer.write(step, 'validation', val)
+        logging.info('step %d validation %s', step,
+                     ', '.join(f'{k}={v:.5g}' for k, v in sorted(val.items())))
+        ckpt.save_best(step, state, val['loss'])
+      if step % config.checkpoint_every == 0 or step == config.steps:
+        ckpt.save(step, state, iterator)
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+  return params_checksum(state.params)
