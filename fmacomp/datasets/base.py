@@ -146,7 +146,8 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def set_label_names(self, names):
     """Sets the ClassLabel names at build time (datasets whose labels come from the data)."""
     label = self.info.features['label']
-    if label.names != list(names):
+    # `names` of a ClassLabel built without names raises until they are set.
+    if label.num_classes is None or label.names != list(names):
       label.names = list(names)
 
   def _split_generators(self, dl_manager):

@@ -1,0 +1,196 @@
+"""`music_folder`: any folder tree of audio files, as a TFDS dataset.
+
+  python launch/prepare.py --dataset=music_folder --manual_dir=../shared/realmusic
+  python launch/prepare.py --dataset=music_folder/16k --manual_dir=~/music
+
+The folder (`--manual_dir`) is walked for the files libsndfile reads (`AUDIO_EXTENSIONS`; hidden
+files and folders are ignored). Every file is one track, `track_id` = its path relative to the
+folder (`/`-separated), `artist_id` = -1.
+
+Labels: the name of a file's first-level sub-folder. Files at the top level are labelled
+`Unknown` when other files sit in sub-folders; a folder with no sub-folders at all has the single
+label `Unknown`.
+
+Splits: a `splits.json` in the folder, `{"train": [relpath, ...], "validation": [...], "test":
+[...]}`, is authoritative: audio files it does not list are left out (and listed in skipped.json),
+files it lists but that do not decode are skipped like any other. Without it, a file's split is
+fixed by the sha1 of its relative path (80 / 10 / 10 % train / validation / test), so it is the
+same on every machine and does not move when other files are added. A split with no tracks is
+omitted (a handful of files may leave validation or test empty: write a splits.json).
+
+The config is derived from the folder: its name is `<folder name>_<8 hex of sha1(real path)>`
+plus the storage-rate suffix (`_22k`, `_16k`), so two folders (or two rates) never share a build.
+Dataset names: `music_folder` (44.1 kHz), `music_folder/22k`, `music_folder/16k`.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import posixpath
+import re
+
+import tensorflow_datasets as tfds
+
+from fmacomp import errors
+from fmacomp.datasets import base
+
+SPLITS_FILE = 'splits.json'
+SPLIT_NAMES = ('train', 'validation', 'test')
+UNKNOWN = 'Unknown'
+# Extensions of the formats libsndfile decodes (soundfile.available_formats()), lower case.
+AUDIO_EXTENSIONS = frozenset({
+    '.wav', '.wave', '.flac', '.ogg', '.oga', '.opus', '.mp3', '.aif', '.aiff', '.aifc', '.au',
+    '.snd', '.caf', '.w64', '.rf64',
+})
+# Cumulative fractions of the hashed split.
+_HASH_SPLIT = (('train', 0.8), ('validation', 0.9), ('test', 1.0))
+# Registry config part -> storage rate: `music_folder`, `music_folder/22k`, `music_folder/16k`.
+_RATES = {'': 44100, '44k': 44100, '22k': 22050, '16k': 16000}
+
+
+@dataclasses.dataclass
+class MusicFolderConfig(base.AudioBuilderConfig):
+  """A music folder at a storage rate. Build it with `config_for_folder`.
+
+  Attributes:
+    folder: absolute path of the folder of music.
+  """
+  folder: str = ''
+
+
+def config_for_folder(folder, storage_rate=44100, min_duration_s=5.0):
+  """The config of `folder` at `storage_rate`; its name is unique to the folder and the rate."""
+  folder = os.path.realpath(os.path.expanduser(os.fspath(folder)))
+  digest = hashlib.sha1(folder.encode('utf-8')).hexdigest()[:8]
+  slug = re.sub(r'[^a-z0-9]+', '_', os.path.basename(folder).lower()).strip('_') or 'root'
+  suffix = base.RATE_SUFFIXES.get(storage_rate, f'_{storage_rate}hz')
+  return MusicFolderConfig(
+      name=f'{slug}_{digest}{suffix}', folder=folder, storage_rate=storage_rate,
+      min_duration_s=min_duration_s,
+      description=f'{folder} at {storage_rate} Hz')
+
+
+def _walk_audio(folder):
+  """Yields the relative paths (`/`-separated) of the audio files under `folder`."""
+  for root, dirs, files in os.walk(folder):
+    dirs[:] = [d for d in dirs if not d.startswith('.')]
+    for name in files:
+      if not name.startswith('.') and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS:
+        yield os.path.relpath(os.path.join(root, name), folder).replace(os.sep, '/')
+
+
+def find_audio(folder):
+  """Relative paths (`/`-separated, sorted) of the audio files under `folder`."""
+  return sorted(_walk_audio(folder))
+
+
+def labels_of(relpaths):
+  """{relpath: label}: the first-level sub-folder, else `Unknown` (see the module docstring)."""
+  return {p: p.split('/', 1)[0] if '/' in p else UNKNOWN for p in relpaths}
+
+
+def hash_split(relpath):
+  """The split of `relpath` from the sha1 of its UTF-8 bytes: stable across runs and machines."""
+  fraction = int(hashlib.sha1(relpath.encode('utf-8')).hexdigest()[:8], 16) / 2**32
+  return next(split for split, upper in _HASH_SPLIT if fraction < upper)
+
+
+def read_splits_file(path):
+  """Parses a splits.json into {relpath: split}.
+
+  Raises:
+    errors.InputError: not JSON, an unknown split, a path that is not a relative path inside the
+      folder, or a file listed twice.
+  """
+  try:
+    with open(path) as f:
+      listing = json.load(f)
+  except (OSError, ValueError) as e:
+    raise errors.InputError(path, f'cannot read: {e}') from e
+  if not isinstance(listing, dict):
+    raise errors.InputError(path, 'expected {"train": [paths], "validation": [...], "test": [...]}')
+  splits = {}
+  for split, paths in listing.items():
+    if split not in SPLIT_NAMES:
+      raise errors.InputError(path, f'unknown split {split!r} (use {", ".join(SPLIT_NAMES)})')
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+      raise errors.InputError(path, f'split {split!r} must be a list of relative paths')
+    for rel in paths:
+      norm = posixpath.normpath(rel.replace('\\', '/'))
+      if posixpath.isabs(norm) or norm == '..' or norm.startswith('../'):
+        raise errors.InputError(path, f'{rel!r} is not a path inside the folder')
+      if norm in splits:
+        raise errors.InputError(path, f'{rel!r} is listed in {splits[norm]!r} and {split!r}')
+      splits[norm] = split
+  return splits
+
+
+class MusicFolder(base.AudioBuilder, skip_registration=True):
+  """Any folder of music; configs come from `config_for_folder`, not a fixed list."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  BUILDER_CONFIG_CLASS = MusicFolderConfig
+  MANUAL_DOWNLOAD_INSTRUCTIONS = (
+      'Pass the folder of music as --manual_dir (labels from its first-level sub-folders, '
+      'splits from an optional splits.json).')
+  DESCRIPTION = ('Audio files of a local folder, stored as int16 mono records of at most 30 s. '
+                 'Labels are first-level sub-folder names.')
+
+  @classmethod
+  def from_name(cls, name, data_dir, manual_dir=None):
+    """The builder for `music_folder[/22k|/16k]` over the folder `manual_dir`.
+
+    Raises:
+      errors.InputError: no manual_dir, a missing folder, no audio in it, or an unknown rate.
+    """
+    rate_name = name.split('/', 1)[1] if '/' in name else ''
+    if rate_name not in _RATES:
+      raise errors.InputError(name, 'unknown music_folder config (use music_folder, '
+                              'music_folder/22k or music_folder/16k)')
+    if not manual_dir:
+      raise errors.InputError('--manual_dir', 'music_folder needs the folder of music')
+    config = config_for_folder(manual_dir, storage_rate=_RATES[rate_name])
+    _check_folder(config.folder)
+    return cls(config=config, data_dir=data_dir, file_format='array_record')
+
+  def _split_tracks(self, dl_manager):
+    folder = self.builder_config.folder
+    _check_folder(folder)
+    found = find_audio(folder)
+    splits_path = os.path.join(folder, SPLITS_FILE)
+    if os.path.exists(splits_path):
+      assigned = read_splits_file(splits_path)
+      for rel in sorted(set(found) - set(assigned)):
+        self._skip(base.Track(track_id=rel, label=UNKNOWN, path=os.path.join(folder, rel)),
+                   f'not listed in {SPLITS_FILE}')
+    else:
+      assigned = {rel: hash_split(rel) for rel in found}
+    labels = labels_of(assigned)
+    # With no sub-folders at all every label is `Unknown`; otherwise top-level files are too.
+    self.set_label_names(sorted(set(labels.values())))
+    splits = {}
+    for rel in sorted(assigned):
+      splits.setdefault(assigned[rel], []).append(
+          base.Track(track_id=rel, label=labels[rel], path=os.path.join(folder, rel)))
+    return {split: splits[split] for split in SPLIT_NAMES if split in splits}
+
+  def _download_and_prepare(self, dl_manager, download_config=None):
+    try:
+      return super()._download_and_prepare(dl_manager, download_config)
+    except AssertionError as e:
+      # TFDS refuses to write a split whose every track was skipped; say which folder it is.
+      if 'No examples were yielded' not in str(e):
+        raise
+      raise errors.InputError(self.builder_config.folder, f'no usable audio in a split ({e}); '
+                              'the skipped files are logged above') from e
+
+
+def _check_folder(folder):
+  """Raises InputError unless `folder` is a folder with at least one audio file."""
+  if not os.path.isdir(folder):
+    raise errors.InputError(folder, 'no such folder (music_folder reads --manual_dir)')
+  if next(_walk_audio(folder), None) is None:
+    raise errors.InputError(folder, 'no audio files (looked for ' +
+                            ', '.join(sorted(AUDIO_EXTENSIONS)) + ')')
