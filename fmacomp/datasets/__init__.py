@@ -5,8 +5,11 @@ NAME is `synthetic_music` (the embedded default), `fma/small`, `fma/medium`, `fm
 derived from `manual_dir`). Builders are imported lazily, so importing this module is cheap.
 """
 
+import contextlib
 import importlib
 import os
+import shutil
+import sys
 
 from fmacomp import errors
 
@@ -48,13 +51,30 @@ def get_builder(name=DEFAULT_DATASET, data_dir=None, manual_dir=None):
 
 
 def prepare(name=DEFAULT_DATASET, data_dir=None, manual_dir=None, overwrite=False):
-  """Builds the dataset unless a complete build exists (or `overwrite`); returns the builder."""
+  """Builds the dataset unless a complete build exists (or `overwrite`); returns the builder.
+
+  TFDS's progress text goes to stderr (stdout carries results). With `overwrite`, the old build
+  is moved aside and restored if the new one fails, so a failed rebuild loses nothing.
+  """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   builder = get_builder(name, data_dir=data_dir, manual_dir=manual_dir)
-  mode = (tfds.download.GenerateMode.REUSE_CACHE_IF_EXISTS if overwrite else
-          tfds.download.GenerateMode.REUSE_DATASET_IF_EXISTS)
-  download_config = tfds.download.DownloadConfig(
-      manual_dir=manual_dir, download_mode=mode)
-  if overwrite or not builder.is_prepared():
-    builder.download_and_prepare(download_config=download_config, file_format='array_record')
-  return builder
+  if builder.is_prepared() and not overwrite:
+    return builder
+  old = None
+  if builder.is_prepared():
+    old = os.fspath(builder.data_dir).rstrip('/') + '.old'
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(os.fspath(builder.data_dir), old)
+    builder = get_builder(name, data_dir=data_dir, manual_dir=manual_dir)
+  try:
+    with contextlib.redirect_stdout(sys.stderr):
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except BaseException:
+    if old is not None:
+      shutil.rmtree(os.fspath(builder.data_dir), ignore_errors=True)
+      os.rename(old, os.fspath(builder.data_dir))
+    raise
+  if old is not None:
+    shutil.rmtree(old, ignore_errors=True)
+  return get_builder(name, data_dir=data_dir, manual_dir=manual_dir)
