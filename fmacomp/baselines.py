@@ -1,0 +1,199 @@
+"""MP3, Opus and resampling baselines at a target bitrate, with the bitrate they really use.
+
+MP3 and Opus are real files, encoded and decoded by soundfile's bundled libsndfile (LAME,
+mpg123, libopus) in memory; their bitrate is the encoded size x 8 / seconds of audio, never the
+target. The resampling baseline is the reference study's: keep `kbps * 1000 / 16` samples per
+second and charge 16 bits for each (DESIGN.md "Metrics"); it is a curve, not a file.
+
+Each codec works at its own rate and the decoded audio comes back at the input's rate and
+length, delay-free, so that the metrics compare it sample for sample with the input.
+"""
+
+import dataclasses
+import io
+
+import numpy as np
+import soundfile as sf
+
+from fmacomp import audio
+from fmacomp import errors
+
+# Layer III bitrates (kbps) by MPEG version; MPEG-2.5 stops at 64 in libsndfile's mapping.
+_MPEG1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG2 = (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160)
+_MPEG25 = (8, 16, 24, 32, 40, 48, 56, 64)
+MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+# LAME's encoder delay (576) plus mpg123's decoder delay (529), in samples at the MP3's rate.
+# The decoder removes it itself only when LAME could write its info tag, which does not fit
+# in the small frames of low bitrates.
+_MP3_DELAY = 1105
+OPUS_RATE = 48000
+OPUS_KBPS = (6, 256)  # libsndfile's usable range for one channel
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineResult:
+  """One baseline encoding of one signal.
+
+  Attributes:
+    decoded: float32 [T], the decoded audio at `sample_rate`, as long as the input.
+    sample_rate: the input's rate.
+    n_bytes: encoded size (MP3, Opus: the file; resampling: 2 bytes per kept sample).
+    duration_s: seconds of input audio.
+    kbps_measured: n_bytes * 8 / duration_s / 1000.
+    codec: 'mp3', 'opus' or 'resampling'.
+    setting: what the codec was asked for, e.g. 'CBR 32 kbps at 44100 Hz'.
+  """
+  decoded: np.ndarray
+  sample_rate: int
+  n_bytes: int
+  duration_s: float
+  kbps_measured: float
+  codec: str
+  setting: str
+
+
+def _result(x, sample_rate, decoded, n_bytes, codec, setting):
+  duration_s = x.shape[0] / sample_rate
+  n = x.shape[0]
+  decoded = np.pad(decoded[:n], (0, max(0, n - decoded.shape[0])))  # [T], as long as x
+  return BaselineResult(decoded.astype(np.float32), sample_rate, int(n_bytes), duration_s,
+                        n_bytes * 8 / duration_s / 1000, codec, setting)
+
+
+def _mono(x):
+  x = np.asarray(x, np.float32)
+  if x.ndim != 1 or x.shape[0] == 0:
+    raise ValueError(f'baselines take a non-empty 1-D signal, got shape {x.shape}')
+  return x
+
+
+def _mp3_bitrates(rate):
+  return _MPEG1 if rate >= 32000 else _MPEG2 if rate >= 16000 else _MPEG25
+
+
+def mp3_setting(kbps, sample_rate):
+  """The MP3 rate and CBR bitrate for a target: the highest rate that allows it.
+
+  Rates above the input's are not considered (they add nothing). MPEG-1 rates (32-48 kHz) start
+  at 32 kbps, MPEG-2 rates (16-24 kHz) at 8 kbps, so 8-31 kbps run at 24 kHz (or the input's
+  rate, if lower) and 32 kbps and up at 44.1/48 kHz. The bitrate is the rate's nearest valid
+  one to the target on a log scale.
+
+  Returns:
+    (rate, bitrate_kbps).
+
+  Raises:
+    errors.InputError: kbps below 8, the lowest MP3 bitrate.
+  """
+  if kbps < 8:
+    raise errors.InputError(f'kbps={kbps}', 'below 8 kbps, the lowest MP3 bitrate')
+  rates = [r for r in MP3_RATES if r <= sample_rate] or [MP3_RATES[-1]]
+  rate = next((r for r in rates if _mp3_bitrates(r)[0] <= kbps), rates[-1])
+  table = np.asarray(_mp3_bitrates(rate))
+  return rate, int(table[np.argmin(np.abs(np.log(table / kbps)))])
+
+
+def _lame_compression_level(bitrate, rate):
+  """The compression_level that makes libsndfile ask LAME for `bitrate` (CBR).
+
+  libsndfile maps level c in [0, 1] to int(top - c * (top - bottom)) kbps with (top, bottom)
+  (320, 32) for MPEG-1, (160, 8) for MPEG-2 and (64, 8) for MPEG-2.5 (mpeg_l3_encode.c); LAME
+  then uses the nearest valid bitrate. The half kbps keeps the truncation on `bitrate`.
+  """
+  top, bottom = (320, 32) if rate >= 32000 else (160, 8) if rate >= 16000 else (64, 8)
+  return float(np.clip((top - bitrate - 0.5) / (top - bottom), 0.0, 1.0))
+
+
+def _decode(data):
+  """Decodes encoded bytes with libsndfile: (float32 [T], rate)."""
+  with sf.SoundFile(io.BytesIO(data)) as f:
+    return f.read(dtype='float32', always_2d=True)[:, 0], f.samplerate
+
+
+def mp3(x, sample_rate, kbps):
+  """Constant-bitrate MP3 (LAME through libsndfile) at the highest rate that allows `kbps`.
+
+  Args:
+    x: float32 [T] mono in [-1, 1].
+    sample_rate: rate of `x`.
+    kbps: target bitrate; the nearest valid MP3 bitrate at the chosen rate is used.
+
+  Returns:
+    BaselineResult with the decoded audio at `sample_rate` and the measured bitrate.
+  """
+  x = _mono(x)
+  rate, bitrate = mp3_setting(kbps, sample_rate)
+  y = audio.resample(x, sample_rate, rate)  # [T'] at the MP3's rate
+  buf = io.BytesIO()
+  with sf.SoundFile(buf, 'w', rate, 1, format='MP3', subtype='MPEG_LAYER_III',
+                    compression_level=_lame_compression_level(bitrate, rate),
+                    bitrate_mode='CONSTANT') as f:
+    f.write(y)
+  data = buf.getvalue()
+  decoded, _ = _decode(data)
+  if decoded.shape[0] != y.shape[0]:  # no info tag: the delay and padding are still there
+    decoded = decoded[_MP3_DELAY:]
+  decoded = audio.resample(decoded, rate, sample_rate)
+  return _result(x, sample_rate, decoded, len(data), 'mp3',
+                 f'CBR {bitrate} kbps at {rate} Hz')
+
+
+def opus(x, sample_rate, kbps):
+  """Variable-bitrate Opus in Ogg (libopus through libsndfile) at 48 kHz.
+
+  libsndfile sets the encoder's target to int((1 - c) * 250000 + 6000) bit/s per channel for
+  compression_level c (ogg_opus.c); libopus then varies the rate around it, so the measured
+  bitrate differs from the target (by about +5..10 % on music).
+
+  Args:
+    x: float32 [T] mono in [-1, 1].
+    sample_rate: rate of `x` (resampled to 48 kHz for the encoder).
+    kbps: target bitrate, 6 to 256.
+
+  Returns:
+    BaselineResult with the decoded audio at `sample_rate` and the measured bitrate.
+
+  Raises:
+    errors.InputError: kbps outside 6..256.
+  """
+  x = _mono(x)
+  if not OPUS_KBPS[0] <= kbps <= OPUS_KBPS[1]:
+    raise errors.InputError(f'kbps={kbps}', f'Opus targets {OPUS_KBPS[0]} to {OPUS_KBPS[1]} kbps')
+  level = float(np.clip(1.0 - (kbps * 1000 - 6000 + 0.5) / 250000, 0.0, 1.0))
+  buf = io.BytesIO()
+  with sf.SoundFile(buf, 'w', OPUS_RATE, 1, format='OGG', subtype='OPUS',
+                    compression_level=level) as f:
+    f.write(audio.resample(x, sample_rate, OPUS_RATE))
+  data = buf.getvalue()
+  decoded, rate = _decode(data)  # libsndfile honours the pre-skip: no delay to remove
+  decoded = audio.resample(decoded, rate, sample_rate)
+  return _result(x, sample_rate, decoded, len(data), 'opus',
+                 f'VBR target {kbps:g} kbps at {OPUS_RATE} Hz')
+
+
+def resampling(x, sample_rate, kbps):
+  """The reference's resampling baseline: kbps * 1000 / 16 samples per second, 16 bits each.
+
+  Downsamples to that rate (soxr), upsamples back, and charges 2 bytes per kept sample (a
+  nominal count, not a file). Targets at or above 16 bits x the input rate keep the input.
+
+  Args:
+    x: float32 [T] mono in [-1, 1].
+    sample_rate: rate of `x`.
+    kbps: target bitrate (> 0).
+
+  Returns:
+    BaselineResult; n_bytes is 2 x the number of kept samples.
+  """
+  x = _mono(x)
+  if kbps <= 0:
+    raise errors.InputError(f'kbps={kbps}', 'the resampling baseline needs kbps > 0')
+  rate = min(kbps * 1000 / 16, sample_rate)
+  low = audio.resample(x, sample_rate, rate)  # [T * rate / sample_rate]
+  decoded = audio.resample(low, rate, sample_rate)
+  return _result(x, sample_rate, decoded, 2 * low.shape[0], 'resampling',
+                 f'{rate:g} Hz x 16 bits (nominal)')
+
+
+BASELINES = {'mp3': mp3, 'opus': opus, 'resampling': resampling}

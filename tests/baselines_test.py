@@ -1,0 +1,115 @@
+"""Tests for fmacomp.baselines: real MP3/Opus files, measured bitrates, delay-free decoding."""
+
+import numpy as np
+import pytest
+
+from fmacomp import baselines
+from fmacomp import errors
+from fmacomp import metrics
+
+SR = 44100
+
+
+def _music(seconds, sr=SR, seed=0):
+  """A deterministic music-like signal: plucked harmonic notes over a little noise, float32."""
+  rng = np.random.default_rng(seed)
+  t = np.arange(int(seconds * sr)) / sr
+  x = 0.01 * rng.standard_normal(t.shape)
+  for start in np.arange(0.0, seconds, 0.25):
+    f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
+    note = slice(int(start * sr), int((start + 2.0) * sr))  # the decay is -35 dB after 2 s
+    tn = t[note] - start
+    for k in range(1, 12):
+      if k * f0 < sr / 2:
+        x[note] += np.exp(-4.0 * tn) * 0.15 / k * np.sin(2 * np.pi * k * f0 * tn +
+                                                           rng.uniform(0, 2 * np.pi))
+  return (0.8 * x / np.abs(x).max()).astype(np.float32)
+
+
+@pytest.fixture(scope='module')
+def music10():
+  return _music(10.0)
+
+
+@pytest.fixture(scope='module')
+def music3():
+  return _music(3.0, seed=1)
+
+
+@pytest.mark.parametrize('kbps, sample_rate, expected', [
+    (8, 44100, (24000, 8)),  # MPEG-1 rates start at 32 kbps
+    (12, 44100, (24000, 16)),  # nearest valid bitrate on a log scale
+    (24, 44100, (24000, 24)),
+    (32, 44100, (44100, 32)),
+    (128, 48000, (48000, 128)),
+    (320, 22050, (22050, 160)),  # never above the input's rate; MPEG-2 tops out at 160
+    (8, 8000, (8000, 8)),
+])
+def test_mp3_setting(kbps, sample_rate, expected):
+  assert baselines.mp3_setting(kbps, sample_rate) == expected
+
+
+@pytest.mark.parametrize('kbps', [32, 64, 128])
+def test_mp3_cbr_measured_bitrate_near_target(kbps, music10):
+  r = baselines.mp3(music10, SR, kbps)
+  assert r.codec == 'mp3' and r.duration_s == pytest.approx(10.0)
+  assert r.kbps_measured == pytest.approx(r.n_bytes * 8 / 10.0 / 1000)
+  # CBR: the frames carry exactly the bitrate; the info-tag frame and padding add under 3 %.
+  assert kbps <= r.kbps_measured < 1.03 * kbps
+
+
+@pytest.mark.parametrize('kbps', [8, 128])  # without, and with, LAME's info tag
+def test_mp3_decoded_is_delay_free_and_full_length(kbps, music3):
+  r = baselines.mp3(music3, SR, kbps)
+  assert r.decoded.shape == music3.shape and r.decoded.dtype == np.float32
+  assert r.sample_rate == SR
+  assert metrics.align(music3, r.decoded, SR)[2] == 0
+
+
+def test_opus_writes_a_real_file_and_reports_its_bitrate(music10):
+  r = baselines.opus(music10, SR, 16)
+  assert r.codec == 'opus' and 'VBR' in r.setting
+  assert r.decoded.shape == music10.shape
+  assert r.kbps_measured == pytest.approx(r.n_bytes * 8 / 10.0 / 1000)
+  # Variable bitrate: near the target but not equal to it (and Ogg pages add their overhead).
+  assert 0.7 * 16 < r.kbps_measured < 1.4 * 16
+  assert r.kbps_measured != 16
+  assert abs(metrics.align(music10, r.decoded, SR)[2]) <= 4  # pre-skip removed
+
+
+def test_opus_accepts_rates_it_cannot_encode_directly():
+  x = _music(1.0, sr=22050)
+  r = baselines.opus(x, 22050, 24)
+  assert r.sample_rate == 22050 and r.decoded.shape == x.shape
+
+
+def test_resampling_is_charged_16_bits_per_kept_sample(music3):
+  r = baselines.resampling(music3, SR, 64)
+  kept = round(music3.shape[0] * 4000 / SR)  # 64 kbps / 16 bits = 4000 samples/s
+  assert abs(r.n_bytes - 2 * kept) <= 2
+  assert r.kbps_measured == pytest.approx(64, rel=1e-3)
+  assert r.decoded.shape == music3.shape
+  # Above 16 bits x the input rate there is nothing to drop.
+  full = baselines.resampling(music3, SR, 1000)
+  np.testing.assert_array_equal(full.decoded, music3)
+  assert full.kbps_measured == pytest.approx(16 * SR / 1000, rel=1e-3)
+
+
+@pytest.mark.parametrize('codec, rates', [
+    ('mp3', (8, 32, 128)),
+    ('opus', (6, 16, 64)),
+    ('resampling', (8, 32, 128)),
+])
+def test_quality_improves_with_bitrate(codec, rates, music3):
+  results = [baselines.BASELINES[codec](music3, SR, kbps) for kbps in rates]
+  kbps = [r.kbps_measured for r in results]
+  mel = [metrics.mel_distance(music3, r.decoded, SR) for r in results]
+  assert kbps == sorted(kbps)
+  assert mel == sorted(mel, reverse=True) and mel[0] > 1.5 * mel[-1]
+
+
+@pytest.mark.parametrize('codec, kbps', [('mp3', 6), ('opus', 5), ('opus', 300),
+                                         ('resampling', 0)])
+def test_out_of_range_targets_raise(codec, kbps, music3):
+  with pytest.raises(errors.InputError, match='kbps'):
+    baselines.BASELINES[codec](music3, SR, kbps)
