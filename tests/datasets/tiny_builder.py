@@ -47,13 +47,6 @@ class TinyTones(base.AudioBuilder, skip_registration=True):
       name='default', storage_rate=RATE, min_duration_s=1.0, max_record_s=2.0)]
   DESCRIPTION = 'Synthetic tones for tests.'
 
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    # tests/ is a namespace package, for which TFDS's checksum-file lookup needs the
-    # `importlib_resources` backport; a test builder has no checksums file anyway.
-    return None
-
   def _label_names(self):
     return list(LABELS)
 
