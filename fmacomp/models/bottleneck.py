@@ -208,6 +208,7 @@ def check_tables(tables):
 
 def _coder_models(tables):
   """One constriction model per channel, from integer masses only (exact in float64)."""
+  check_tables(tables)
   cdf = np.asarray(tables['cdf'], np.int64)
   probabilities = np.diff(cdf, axis=1) / float(cdf[0, -1])  # [C, levels], k / 2**P is exact
   return [constriction.stream.model.Categorical(p, perfect=False) for p in probabilities]
@@ -229,7 +230,10 @@ def encode_symbols(symbols, tables):
   max_symbol = (cdf.shape[1] - 2) // 2
   if symbols.ndim != 2 or symbols.shape[1] != cdf.shape[0]:
     raise ValueError(f'symbols {symbols.shape} do not match tables for {cdf.shape[0]} channels')
-  if symbols.size and np.abs(symbols).max() > max_symbol:
+  if not np.issubdtype(symbols.dtype, np.integer):
+    raise ValueError(f'symbols must be integers, got {symbols.dtype}')
+  # Compare both ends (not abs): abs of the most negative int32 is still negative.
+  if symbols.size and (symbols.min() < -max_symbol or symbols.max() > max_symbol):
     raise ValueError(f'symbols outside [-{max_symbol}, {max_symbol}]')
   coder = constriction.stream.stack.AnsCoder()
   models = _coder_models(tables)
@@ -261,4 +265,4 @@ def decode_symbols(data, tables, shape, path='payload'):
   # A valid stream is used up exactly by its symbols; anything left means corruption.
   if not coder.is_empty():
     raise errors.InputError(path, 'corrupt payload: data left after the last symbol')
-  return out.T - (cdf.shape[1] - 2) // 2
+  return np.ascontiguousarray(out.T) - (cdf.shape[1] - 2) // 2

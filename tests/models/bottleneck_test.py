@@ -132,8 +132,10 @@ def test_round_trip_exact_even_for_improbable_symbols(trained):
 
 def test_encode_rejects_symbols_outside_alphabet(trained):
   _, _, tables = trained
-  with pytest.raises(ValueError):
-    bottleneck.encode_symbols(np.full((4, CHANNELS), MAX_SYMBOL + 1), tables)
+  for bad in (np.full((4, CHANNELS), MAX_SYMBOL + 1), np.full((4, CHANNELS), -2**31, np.int32),
+              np.zeros((4, CHANNELS), np.float32), np.zeros((4, CHANNELS + 1), np.int32)):
+    with pytest.raises(ValueError):
+      bottleneck.encode_symbols(bad, tables)
 
 
 @pytest.mark.parametrize('damage', ['odd_length', 'drop_word', 'extra_word', 'zero_last_word'])
