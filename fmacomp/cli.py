@@ -31,6 +31,16 @@ def _parse_flags(argv):
     fail(errors.InputError(argv[0] if argv else 'flags', str(e).replace('\n', ' ')))
 
 
+class _QuietLibraries(logging.logging.Filter):
+  """Drops INFO chatter of orbax and TFDS (their warnings and errors still show)."""
+
+  _NOISY = ('/orbax/', '/tensorflow_datasets/', '/grain/')
+
+  def filter(self, record):
+    return record.levelno >= logging.logging.WARNING or not any(
+        part in record.pathname for part in self._NOISY)
+
+
 def run(main):
   """Runs `main(argv)` under absl with one-line errors."""
 
@@ -43,4 +53,5 @@ def run(main):
       fail(e)
 
   logging.set_stderrthreshold('info')
+  logging.get_absl_handler().addFilter(_QuietLibraries())
   app.run(wrapped, flags_parser=_parse_flags)

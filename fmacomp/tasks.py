@@ -25,6 +25,7 @@ from fmacomp import checkpointing
 from fmacomp import errors
 from fmacomp import metrics as metrics_lib
 from fmacomp import models
+from fmacomp.models import classifier as classifier_lib
 from fmacomp.datasets import pipeline
 
 AUTOENCODERS = ('freq_ae', 'time_ae')
@@ -67,7 +68,7 @@ def _eval_batches(config, builder, mesh):
   """Validation batches as global arrays (segments of the crop length), at most N batches."""
   batches = pipeline.eval_batches(
       builder, split='validation', segment_s=config.crop_s, sample_rate=config.sample_rate,
-      batch_size=config.batch_size, label_filter=config.get('label_filter') or None)
+      batch_size=config.batch_size // jax.process_count(), label_filter=config.get('label_filter') or None)
   sharding = jax.NamedSharding(mesh, jax.P('data'))
   for i, batch in enumerate(batches):
     if config.eval_batches and i >= config.eval_batches:
@@ -150,7 +151,9 @@ class ClassifierTask:
             f'encoder runs at {encoder_config.sample_rate} Hz, the classifier at '
             f'{config.sample_rate} Hz'))
       kwargs['encoder'] = encoder_config.model.name
-      kwargs['encoder_kwargs'] = flax.core.FrozenDict(model_kwargs(encoder_config.model))
+      kwargs['encoder_kwargs'] = model_kwargs(encoder_config.model)
+      # stop_gradient only when the encoder never trains; else the optimiser gates it.
+      kwargs['freeze_encoder'] = config.unfreeze_step < 0
     self.model = models.get_model('classifier', **kwargs)
     self.crop_len = int(round(config.crop_s * config.sample_rate))
     self.loss = functools.partial(_classifier_loss, self.model)
@@ -158,7 +161,7 @@ class ClassifierTask:
     self.trainable_mask = None
     if self.encoder_workdir:
       shapes = jax.eval_shape(self.init_variables, jax.random.key(0))
-      self.trainable_mask = models.classifier.trainable_mask(shapes['params'])
+      self.trainable_mask = classifier_lib.trainable_mask(shapes['params'])
 
   def init_variables(self, rng):
     return flax.core.unfreeze(self.model.init(rng, jnp.zeros((1, self.crop_len), jnp.float32)))
@@ -168,13 +171,10 @@ class ClassifierTask:
     if not self.encoder_workdir:
       return state
     encoder, _ = checkpointing.load_params(self.encoder_workdir)
-    params = flax.core.unfreeze(jax.device_get(state.params))
-    extra = flax.core.unfreeze(jax.device_get(state.extra))
-    params['encoder'] = encoder.pop('params')
-    for collection, tree in encoder.items():
-      extra.setdefault(collection, {})['encoder'] = tree
-    state = state.replace(params=params, extra=extra)
-    return jax.device_put(state, shardings)
+    variables = {'params': jax.device_get(state.params), **jax.device_get(state.extra)}
+    variables = classifier_lib.load_encoder(variables, encoder, source=self.encoder_workdir)
+    params = variables.pop('params')
+    return jax.device_put(state.replace(params=params, extra=variables), shardings)
 
   def evaluate(self, state, builder, mesh, config):
     nll, correct, count = 0.0, 0, 0

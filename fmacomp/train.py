@@ -74,7 +74,7 @@ def make_mesh(config):
   n = config.mesh.data if config.mesh.data > 0 else jax.device_count()
   if n != jax.device_count():
     raise errors.InputError('config.mesh.data', f'{n} != {jax.device_count()} devices')
-  return jax.make_mesh((n,), ('data',))
+  return jax.make_mesh((n,), ('data',), axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def make_optimizer(config, trainable_mask=None):

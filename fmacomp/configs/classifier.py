@@ -31,6 +31,7 @@ def get_config(arg=None):
   config.encoder_workdir = ''     # required unless logmel
   config.unfreeze_step = -1       # -1: the encoder stays frozen
   config.model = dict(
+      sample_rate=config.get_ref('sample_rate'),
       name='classifier',
       frontend='logmel' if args.logmel else 'latent',
       n_mels=64,

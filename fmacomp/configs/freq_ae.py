@@ -32,6 +32,7 @@ def get_config(arg=None):
   config.hop = 128
 
   config.model = dict(
+      sample_rate=config.get_ref('sample_rate'),
       name='freq_ae',
       latent_channels=args.latent,
       n_fft=config.get_ref('n_fft'),

@@ -23,6 +23,7 @@ def get_config(arg=None):
   config.crop_s = 65536 / 44100
 
   config.model = dict(
+      sample_rate=config.get_ref('sample_rate'),
       name='time_ae',
       hidden_channels=64,
       latent_channels=32,
