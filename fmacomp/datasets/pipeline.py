@@ -125,8 +125,9 @@ def train_loader(builder, *, split='train', crop_s, sample_rate, global_batch_si
     num_epochs: None repeats forever; else the stream ends after that many epochs, cut to a
       whole number of global batches (so every host yields the same number of batches).
     label_filter: a label name or names whose records are skipped (e.g. 'Unknown' for
-      classifiers); the filter runs lazily per host, so with it hosts' batches are no longer
-      the exact slices of the single-process batch (unless nothing is dropped).
+      classifiers; names the dataset lacks are ignored). Records are read to be filtered, so
+      where something is dropped the hosts' batches are no longer slices of the
+      single-process batch, and with num_epochs their batch counts may differ.
     num_threads: reader threads per process.
   """
   index, count = _process(process_index, process_count)
