@@ -1,0 +1,61 @@
+"""Model registry: a config's `model.name` -> a Flax Linen module.
+
+  'freq_ae'     STFT autoencoder (8 kHz input), `fmacomp.models.freq_ae.FreqAE`
+  'time_ae'     waveform autoencoder (44.1 kHz input), `fmacomp.models.time_ae.TimeAE`
+  'classifier'  genre head on an encoder's latent or on log-mel, `...classifier.Classifier`
+
+Every autoencoder (`AUTOENCODERS`) exposes `encode(x) -> z` (audio [B, T] -> latent
+[B, frames, channels]), `decode(z, length=None) -> audio [B, T]` and `__call__(x, train)` ->
+dict(prediction, target, latent), so a classifier or the codec can take any of them. Modules
+are imported lazily, so importing this package is cheap.
+"""
+
+import importlib
+
+from flax.core import frozen_dict
+
+from fmacomp import errors
+
+# name -> (module, class name)
+_MODELS = {
+    'freq_ae': ('fmacomp.models.freq_ae', 'FreqAE'),
+    'time_ae': ('fmacomp.models.time_ae', 'TimeAE'),
+    'classifier': ('fmacomp.models.classifier', 'Classifier'),
+}
+AUTOENCODERS = ('freq_ae', 'time_ae')
+
+
+def model_class(name):
+  """The module class registered as `name`."""
+  if name not in _MODELS:
+    raise errors.InputError(name, f'unknown model (choose from {", ".join(sorted(_MODELS))})')
+  module, cls = _MODELS[name]
+  return getattr(importlib.import_module(module), cls)
+
+
+def _hashable(value):
+  """Config values -> module fields: lists become tuples and dicts FrozenDicts."""
+  if isinstance(value, (list, tuple)):
+    return tuple(_hashable(v) for v in value)
+  if hasattr(value, 'items'):  # dict, ConfigDict, FrozenDict
+    return frozen_dict.FrozenDict({k: _hashable(v) for k, v in value.items()})
+  return value
+
+
+def get_model(name, /, **kwargs):
+  """Builds the model registered as `name` with fields `kwargs` (e.g. a config's model block).
+
+  Args:
+    name: 'freq_ae', 'time_ae' or 'classifier'.
+    **kwargs: module fields; lists and mappings are made immutable. Flax's `name` and
+      `parent` pass through.
+
+  Raises:
+    errors.InputError: an unknown name, or a field the model does not have.
+  """
+  cls = model_class(name)
+  fields = set(cls.__dataclass_fields__)
+  unknown = sorted(set(kwargs) - fields)
+  if unknown:
+    raise errors.InputError(name, f'unknown model field(s) {", ".join(unknown)}')
+  return cls(**{k: v if k in ('name', 'parent') else _hashable(v) for k, v in kwargs.items()})
