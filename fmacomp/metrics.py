@@ -10,6 +10,8 @@ The STFT here is numpy (float64) with the same conventions as `audio.stft`: peri
 centred frames with reflect padding, unnormalised DFT.
 """
 
+import functools
+
 import numpy as np
 import scipy.signal
 
@@ -185,16 +187,23 @@ def visqol(reference, degraded, sample_rate, degraded_rate=None):
   Raises:
     errors.RunError: `visqol-python` is not installed.
   """
+  ref, deg = _pair(reference, degraded, sample_rate, degraded_rate, VISQOL_RATE)
+  result = _visqol_api().measure_from_arrays(ref.astype(np.float64), deg.astype(np.float64),
+                                             VISQOL_RATE)
+  return float(result.moslqo)
+
+
+@functools.lru_cache(maxsize=1)
+def _visqol_api():
+  """A ViSQOL audio-mode instance, built once (it loads its SVR model) on first use."""
   try:
     from visqol import VisqolApi  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise errors.RunError('visqol', 'needs the visqol-python package '
                           '(pip install visqol-python)') from e
-  ref, deg = _pair(reference, degraded, sample_rate, degraded_rate, VISQOL_RATE)
   api = VisqolApi()
   api.create(mode='audio')
-  result = api.measure_from_arrays(ref.astype(np.float64), deg.astype(np.float64), VISQOL_RATE)
-  return float(result.moslqo)
+  return api
 
 
 def compute_all(reference, degraded, sample_rate, *, degraded_rate=None, metrics=METRICS):
