@@ -1,15 +1,19 @@
-"""The main job: the whole study in one call, resumable, each stage with a progress line.
+"""The main job: the whole study in one call, resumable, each stage with a budget and a progress line.
 
-Stages (each one a normal workdir under `<workdir>/`, so re-running resumes instead of
-starting over):
+Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is skipped):
   data            prepare the dataset and print its summary
-  time_ae         the waveform autoencoder
-  freq_ae         the STFT autoencoder
-  classifier      the genre head on time_ae's frozen latent
-  classifier_mel  the same head on log-mel (the no-autoencoder baseline)
+  time_ae         the waveform autoencoder            } training stages: one workdir each,
+  freq_ae         the STFT autoencoder                } finished when their DONE file exists
+  classifier      the genre head on time_ae's frozen latent (an unfinished one resumes
+  classifier_mel  the same head on log-mel (baseline)  from its checkpoint)
+  evaluate        eval/results.json + results.md on the test split (`fmacomp.evaluate`);
+                  finished when eval/STAMP names the same trained runs and preset
+  report          report/report.html (`fmacomp.report`); finished when newer than results.json
 
-Sizes: `smoke` (tiny configs: the end-to-end test), `quick` (the default: minutes here) and
-`full` (the reference settings).
+Sizes: `smoke` (tiny configs, a small evaluation: the end-to-end test), `quick` (the default:
+about 10 minutes here) and `full` (the reference settings: hours). Each stage has a time
+budget for its size; the progress line says how long it took against it (a stage over budget
+is reported, not cut short: its results would change).
 """
 
 import dataclasses
@@ -20,7 +24,9 @@ import time
 from absl import logging
 
 from fmacomp import datasets
+from fmacomp import evaluate
 from fmacomp import files
+from fmacomp import report
 from fmacomp import sweep
 from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
@@ -29,12 +35,14 @@ from fmacomp.configs import time_ae as time_ae_config
 from fmacomp.datasets import summary as summary_lib
 
 SIZES = {'smoke': 'tiny', 'quick': 'quick', 'full': ''}
+DONE = sweep.DONE
+STAMP = 'STAMP'
 
 
 @dataclasses.dataclass
 class Stage:
   name: str
-  config_module: object
+  config_module: object = None
   arg: str = ''
   encoder: str = ''  # the stage whose workdir provides the encoder
 
@@ -45,6 +53,13 @@ STAGES = (
     Stage('classifier', classifier_config, encoder='time_ae'),
     Stage('classifier_mel', classifier_config, arg='logmel'),
 )
+# Seconds per stage and size (measured here on 2 CPU cores, with some slack); full: no budget.
+BUDGETS_S = {
+    'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'classifier': 15, 'classifier_mel': 15,
+              'evaluate': 30, 'report': 15},
+    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'classifier': 60,
+              'classifier_mel': 90, 'evaluate': 150, 'report': 30},
+}
 
 
 def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
@@ -59,35 +74,100 @@ def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
   return config
 
 
-def _progress(index, total, name, t0):
-  logging.info('[study %d/%d] %s (%.0f s elapsed)', index, total, name, time.time() - t0)
+class _Progress:
+  """One log line as each stage starts and ends, with its time against its budget."""
+
+  def __init__(self, size, names):
+    self.budgets, self.names, self.t0 = BUDGETS_S.get(size, {}), names, time.time()
+
+  def start(self, name, note=''):
+    self.name, self.started = name, time.time()
+    budget = self.budgets.get(name)
+    logging.info('[study %d/%d] %s%s (budget %s, %.0f s elapsed)', self.names.index(name) + 1,
+                 len(self.names), name, note, f'{budget} s' if budget else 'none',
+                 self.started - self.t0)
+
+  def end(self, skipped=False):
+    took, budget = time.time() - self.started, self.budgets.get(self.name)
+    if skipped:
+      logging.info('[study] %s: already done, skipped', self.name)
+    elif budget and took > budget:
+      logging.warning('[study] %s took %.0f s, over its %d s budget', self.name, took, budget)
+    else:
+      logging.info('[study] %s took %.0f s', self.name, took)
+    return took
+
+
+def _train_stage(stage, config, stage_dir):
+  """Trains unless DONE; returns (params_checksum, trained_now)."""
+  done = os.path.join(stage_dir, DONE)
+  if os.path.exists(done):
+    with open(done) as f:
+      return f.read().strip().partition('=')[2], False
+  checksum = train.train_and_evaluate(config, stage_dir)
+  files.write_text_atomic(done, f'params_checksum={checksum}\n')
+  return checksum, True
+
+
+def _evaluate_stage(workdir, size, checksums):
+  """Evaluates unless eval/STAMP records the same trained runs and preset; True if it ran."""
+  stamp_path = os.path.join(workdir, 'eval', STAMP)
+  stamp = json.dumps({'preset': size, 'runs': checksums, 'schema': evaluate.SCHEMA_VERSION},
+                     sort_keys=True)
+  if os.path.exists(stamp_path) and os.path.exists(evaluate.results_path(workdir)):
+    with open(stamp_path) as f:
+      if f.read() == stamp:
+        return False
+  evaluate.evaluate(workdir, evaluate.make_options(size))
+  files.write_text_atomic(stamp_path, stamp)
+  return True
+
+
+def _report_stage(workdir):
+  """Writes the report unless it is newer than results.json; returns (path, ran)."""
+  path = os.path.join(workdir, 'report', 'report.html')
+  if (os.path.exists(path) and
+      os.path.getmtime(path) >= os.path.getmtime(evaluate.results_path(workdir))):
+    return path, False
+  return report.write_report(workdir), True
 
 
 def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir='',
               size='quick', out=print):
-  """Runs every stage; returns {stage: final validation metrics}. `out` prints results."""
+  """Runs (or resumes) every stage; returns the report's path. `out` prints result lines."""
   if size not in SIZES:
     raise ValueError(f'size must be one of {sorted(SIZES)}')
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  t0 = time.time()
-  total = len(STAGES) + 1
+  names = ['data'] + [s.name for s in STAGES] + ['evaluate', 'report']
+  progress, timings = _Progress(size, names), {}
 
-  _progress(1, total, f'data: {dataset}', t0)
+  progress.start('data', f': {dataset}')
   builder = datasets.prepare(dataset, data_dir=data_dir or None, manual_dir=manual_dir or None)
   out(summary_lib.format_summary(summary_lib.summarize(builder)))
+  timings['data'] = progress.end()
 
-  results = {}
-  for i, stage in enumerate(STAGES, start=2):
-    _progress(i, total, stage.name, t0)
+  results, checksums = {}, {}
+  for stage in STAGES:
+    progress.start(stage.name)
     stage_dir = os.path.join(workdir, stage.name)
     config = stage_config(stage, size, workdir, dataset, data_dir, manual_dir)
-    train.train_and_evaluate(config, stage_dir)
+    checksums[stage.name], trained = _train_stage(stage, config, stage_dir)
+    timings[stage.name] = progress.end(skipped=not trained)
     results[stage.name] = sweep.final_validation(stage_dir)
     out(' '.join([f'stage={stage.name}'] +
                  [f'{k}={v:.6g}' for k, v in sorted(results[stage.name].items())]))
-  files.write_text_atomic(os.path.join(workdir, 'study.json'),
-                         json.dumps({'dataset': dataset, 'size': size, 'results': results},
-                                    indent=1))
-  logging.info('[study] done in %.0f s', time.time() - t0)
-  return results
+
+  progress.start('evaluate')
+  ran = _evaluate_stage(workdir, size, checksums)
+  timings['evaluate'] = progress.end(skipped=not ran)
+  out(f'stage=evaluate results={evaluate.results_path(workdir)}')
+  progress.start('report')
+  path, ran = _report_stage(workdir)
+  timings['report'] = progress.end(skipped=not ran)
+
+  files.write_text_atomic(os.path.join(workdir, 'study.json'), json.dumps(
+      {'dataset': dataset, 'size': size, 'validation': results, 'results':
+       evaluate.results_path(workdir), 'report': path, 'timing_s': timings}, indent=1))
+  logging.info('[study] done in %.0f s', time.time() - progress.t0)
+  return path

@@ -1,0 +1,139 @@
+"""The report's figures (matplotlib, Agg backend), each returned as PNG bytes.
+
+Every function takes plain numbers (from eval/results.json, metrics.jsonl or decoded audio) and
+draws one figure; none reads files or knows about HTML.
+"""
+
+import io
+
+import matplotlib
+matplotlib.use('Agg')  # no display; set before pyplot is imported
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import scipy.signal  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+_STYLE = {'fmacomp': ('tab:red', 'o'), 'mp3': ('tab:blue', 's'), 'opus': ('tab:green', '^'),
+          'resampling': ('tab:gray', 'D')}
+_DPI = 90
+
+
+def png(fig):
+  """Renders and closes `fig`: PNG bytes."""
+  buf = io.BytesIO()
+  fig.savefig(buf, format='png', dpi=_DPI, bbox_inches='tight')
+  plt.close(fig)
+  return buf.getvalue()
+
+
+def rate_distortion(points, ylabel, title):
+  """Metric against kbps (log axis) per family.
+
+  Args:
+    points: [(family, name, kbps, value, nominal)] where `nominal` marks a bitrate that is the
+      reference's 16-bit accounting rather than a file's size (drawn hollow).
+    ylabel, title: axis label and title.
+
+  Returns:
+    PNG bytes, or None when no point has a value.
+  """
+  points = [p for p in points if p[2] and p[3] is not None]
+  if not points:
+    return None
+  fig, ax = plt.subplots(figsize=(7, 4.2))
+  for family in dict.fromkeys(p[0] for p in points):
+    color, marker = _STYLE.get(family, ('tab:purple', 'v'))
+    mine = sorted((p for p in points if p[0] == family), key=lambda p: p[2])
+    if family != 'fmacomp':
+      ax.plot([p[2] for p in mine], [p[3] for p in mine], '-', color=color, alpha=0.6)
+    for _, name, kbps, value, nominal in mine:
+      ax.scatter(kbps, value, marker=marker, s=45 if family == 'fmacomp' else 25,
+                 facecolors='none' if nominal else color, edgecolors=color)
+      if family == 'fmacomp':
+        ax.annotate(name, (kbps, value), textcoords='offset points', xytext=(5, 4), fontsize=8)
+    label = family + (' (nominal kbps)' if all(p[4] for p in mine) else '')
+    ax.scatter([], [], marker=marker, color=color, label=label)
+  ax.set_xscale('log')
+  ax.set_xlabel('kbps (measured file size; hollow: nominal 16-bit accounting)')
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  ax.grid(True, which='both', alpha=0.3)
+  ax.legend(fontsize=8)
+  return png(fig)
+
+
+def training_curves(runs):
+  """Loss against step, train and validation, one panel per run.
+
+  Args:
+    runs: [(name, [metrics.jsonl records])].
+  """
+  fig, axes = plt.subplots(1, len(runs), figsize=(3.6 * len(runs), 3), squeeze=False)
+  for ax, (name, records) in zip(axes[0], runs):
+    for split, style in (('train', '-'), ('validation', 'o-')):
+      steps = [r['step'] for r in records if r['split'] == split and 'loss' in r]
+      losses = [r['loss'] for r in records if r['split'] == split and 'loss' in r]
+      if steps:
+        ax.plot(steps, losses, style, markersize=3, label=split)
+    ax.set_title(name, fontsize=9)
+    ax.set_xlabel('step')
+    if all(r['loss'] > 0 for r in records if 'loss' in r):
+      ax.set_yscale('log')
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+  axes[0][0].set_ylabel('loss')
+  return png(fig)
+
+
+def confusion(matrix, label_names, title):
+  """A confusion matrix (rows true, columns predicted) with its counts."""
+  matrix = np.asarray(matrix)
+  k = len(label_names)
+  fig, ax = plt.subplots(figsize=(1.2 + 0.45 * k, 1.0 + 0.45 * k))
+  ax.imshow(matrix, cmap='Blues')
+  for (i, j), count in np.ndenumerate(matrix):
+    ax.text(j, i, str(count), ha='center', va='center', fontsize=7,
+            color='white' if count > matrix.max() / 2 else 'black')
+  ax.set_xticks(range(k), label_names, rotation=60, ha='right', fontsize=7)
+  ax.set_yticks(range(k), label_names, fontsize=7)
+  ax.set_xlabel('predicted')
+  ax.set_ylabel('true')
+  ax.set_title(title, fontsize=9)
+  return png(fig)
+
+
+def projection(points, labels, label_names, title):
+  """2-D points coloured by genre."""
+  points, labels = np.asarray(points), np.asarray(labels)
+  fig, ax = plt.subplots(figsize=(4.6, 4))
+  cmap = plt.get_cmap('tab10' if len(label_names) <= 10 else 'tab20')
+  for c, name in enumerate(label_names):
+    mask = labels == c
+    if mask.any():
+      ax.scatter(points[mask, 0], points[mask, 1], s=10, color=cmap(c % cmap.N), label=name)
+  ax.set_title(title, fontsize=9)
+  ax.set_xticks([])
+  ax.set_yticks([])
+  ax.legend(fontsize=6, markerscale=1.5, loc='best')
+  return png(fig)
+
+
+def spectrograms(signals, max_hz):
+  """Log-magnitude spectrograms (dB) stacked vertically, on one frequency axis up to max_hz.
+
+  Args:
+    signals: [(name, float [T], rate)].
+    max_hz: the top of the frequency axis (the original's Nyquist).
+  """
+  fig, axes = plt.subplots(len(signals), 1, figsize=(7, 1.5 * len(signals)), sharex=True,
+                           squeeze=False)
+  for ax, (name, x, rate) in zip(axes[:, 0], signals):
+    n_fft = 1 << int(np.ceil(np.log2(rate * 0.032)))  # ~32 ms windows at every rate
+    f, t, spec = scipy.signal.stft(x, fs=rate, nperseg=n_fft, noverlap=n_fft * 3 // 4)
+    db = 20 * np.log10(np.maximum(np.abs(spec), 1e-6))
+    ax.pcolormesh(t, f, db, vmin=-100, vmax=db.max(), shading='auto', cmap='magma')
+    ax.set_ylim(0, max_hz)
+    ax.set_ylabel('Hz', fontsize=7)
+    ax.set_title(name, fontsize=8, loc='left')
+    ax.tick_params(labelsize=7)
+  axes[-1, 0].set_xlabel('s')
+  return png(fig)

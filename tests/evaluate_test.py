@@ -1,0 +1,142 @@
+"""Tests for fmacomp.evaluate on the smoke study's trained runs (tests/smoke_study.py).
+
+The numbers in results.json are recomputed here from the same test clips, so the file is
+checked against the computation, not against itself.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fmacomp import baselines
+from fmacomp import datasets
+from fmacomp import evaluate
+from fmacomp import metrics
+from fmacomp import rate_distortion as rd
+
+sys.path.insert(0, os.path.dirname(__file__))
+import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+EVALUATE = smoke_study.ROOT / 'launch' / 'evaluate.py'
+
+
+@pytest.fixture(name='study')
+def study_fixture(tmp_path_factory):
+  return smoke_study.get(tmp_path_factory)
+
+
+@pytest.fixture(name='results')
+def results_fixture(study):
+  return json.loads((study.workdir / 'eval' / 'results.json').read_text())
+
+
+def clips_of(study, results):
+  builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(study.data_dir))
+  return rd.test_clips(builder, results['settings']['clips'], results['settings']['clip_s'])
+
+
+def test_rows_carry_both_bitrates_honestly(results):
+  rows = results['compression']['rows']
+  families = [r['family'] for r in rows]
+  assert families.count('fmacomp') == 2 and {'mp3', 'opus', 'resampling'} <= set(families)
+  for row in rows:
+    assert row['split'] == 'test'
+    assert row['metrics']['mel_distance']['n'] == results['settings']['clips']
+    if row['family'] == 'fmacomp':  # float latents: no file, so no measured bitrate
+      assert row['kbps_measured'] is None and row['kbps_nominal'] > 0
+      assert all(results['runs'][r]['seed'] == row['seed'] for r in row['runs'])
+      assert results['runs'][row['runs'][0]]['config']['model']['name'] == row['model']
+    elif row['family'] in ('mp3', 'opus'):
+      assert row['kbps_nominal'] is None and row['kbps_measured'] > 0
+    else:
+      assert row['kbps_measured'] is None and row['kbps_nominal'] == row['target_kbps']
+
+
+def test_baseline_and_autoencoder_rows_recompute_from_the_same_clips(study, results):
+  clips = clips_of(study, results)
+  assert [c.track_id for c in clips] == [c['track_id'] for c in results['clips']]
+  rows = results['compression']['rows']
+  mp3 = next(r for r in rows if r['family'] == 'mp3')
+  values = [metrics.mel_distance(c.audio, baselines.mp3(c.audio, c.rate, mp3['target_kbps']).decoded,
+                                 c.rate) for c in clips]
+  assert mp3['metrics']['mel_distance']['mean'] == pytest.approx(np.mean(values), rel=1e-6)
+  time_ae = next(r for r in rows if r['name'] == 'time_ae')
+  per_clip, info, _ = rd.autoencoder_per_clip(str(study.workdir / 'time_ae'), clips, 0, 0)
+  assert time_ae['metrics']['si_sdr']['mean'] == pytest.approx(
+      np.mean([p['si_sdr'] for p in per_clip]), rel=1e-4)
+  assert time_ae['kbps_nominal'] == pytest.approx(info['kbps_nominal'])
+
+
+def test_reference_table_keeps_the_published_numbers_beside_ours(results):
+  table = {r['latent_channels']: r for r in results['reference_table']['rows']}
+  assert [(c, table[c]['reference_kbps'], table[c]['reference_rmse'])
+          for c in (512, 256, 128, 64, 32)] == list(evaluate.REFERENCE_TABLE)
+  freq = next(r for r in results['compression']['rows'] if r.get('model') == 'freq_ae')
+  ours = table[freq['latent_channels']]  # the tiny config's C = 16, not in the reference
+  assert ours['reference_rmse'] is None
+  assert ours['seed_spectral_rmse'] == freq['metrics']['seed_spectral_rmse']
+
+
+def test_genre_reports_are_consistent(results):
+  names = results['dataset']['label_names']
+  classifiers = {c['name']: c for c in results['genre']['classifiers']}
+  assert classifiers['classifier']['encoder'] == 'time_ae'
+  assert classifiers['classifier_mel']['frontend'] == 'logmel'
+  for c in classifiers.values():
+    run = c['runs'][0]
+    for level, n in (('segment', 8 * 5), ('song', 8)):  # 8 test tracks, 5 segments each
+      report = run[level]
+      confusion = np.array(report['confusion'])
+      assert confusion.shape == (len(names), len(names)) and confusion.sum() == n == report['n']
+      assert report['accuracy'] == pytest.approx(np.trace(confusion) / n)
+    assert c['song_accuracy']['mean'] == run['song']['accuracy']
+  assert results['genre']['compressed']['status'] == 'pending'
+
+
+def test_latent_projections_and_listening_files(study, results):
+  projections = results['latent']['projections']
+  assert sorted(p['name'] for p in projections) == ['freq_ae', 'time_ae']
+  for p in projections:
+    assert len(p['pca']['points']) == len(p['tsne']['points']) == len(p['labels']) == p['n'] == 40
+  (entry,) = results['listening']  # smoke: one clip
+  names = [item['name'] for item in entry['items']]
+  assert names[0] == 'original' and 'time_ae' in names
+  assert any(n.startswith('mp3') for n in names) and any(n.startswith('opus') for n in names)
+  for item in entry['items']:
+    assert (study.workdir / 'eval' / item['path']).stat().st_size > 1000
+
+
+def test_a_sweep_is_summarised_over_seeds(study, results, tmp_path):
+  # Two seeds of one run (copies of the same checkpoint): mean = that run's value, std 0.
+  for seed in (0, 1):
+    shutil.copytree(study.workdir / 'time_ae', tmp_path / 'time_ae' / 'sweep' / f'seed={seed}')
+  out = evaluate.evaluate(tmp_path, evaluate.PRESETS['smoke'])
+  (row,) = [r for r in out['compression']['rows'] if r['family'] == 'fmacomp']
+  assert row['name'] == 'time_ae/sweep' and row['runs'] == ['time_ae/sweep/seed=0',
+                                                            'time_ae/sweep/seed=1']
+  single = next(r for r in results['compression']['rows'] if r['name'] == 'time_ae')
+  mel = row['metrics']['mel_distance']
+  assert (mel['n'], mel['over'], mel['std']) == (2, 'seeds', 0.0)
+  assert mel['mean'] == pytest.approx(single['metrics']['mel_distance']['mean'], rel=1e-6)
+  assert (tmp_path / 'eval' / 'results.md').read_text().count('time_ae/sweep') >= 2
+
+
+def test_discovery_skips_runs_without_checkpoints(study, tmp_path):
+  (tmp_path / 'fresh').mkdir()
+  shutil.copy(study.workdir / 'time_ae' / 'config.json', tmp_path / 'fresh' / 'config.json')
+  runs, skipped = evaluate.discover_runs(tmp_path)
+  assert runs == [] and skipped == [{'workdir': str(tmp_path / 'fresh'),
+                                     'reason': 'no checkpoint yet'}]
+
+
+def test_cli_errors_are_one_line(tmp_path):
+  run = subprocess.run([sys.executable, str(EVALUATE), f'--workdir={tmp_path}'],
+                       capture_output=True, text=True, timeout=120)
+  assert run.returncode == 2 and run.stdout == ''
+  assert run.stderr.strip().splitlines()[-1] == (
+      f'fmacomp: error: {tmp_path}: no trained run to evaluate (no config.json with checkpoints)')

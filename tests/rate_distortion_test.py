@@ -1,0 +1,97 @@
+"""Tests for fmacomp.rate_distortion: deterministic test clips, both bitrates, baseline rows."""
+
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fmacomp import baselines
+from fmacomp import metrics
+from fmacomp import models
+from fmacomp import rate_distortion as rd
+from fmacomp import tasks
+from fmacomp.configs import freq_ae as freq_ae_config
+from fmacomp.configs import time_ae as time_ae_config
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'datasets'))
+import tiny_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+
+@pytest.fixture(scope='module', name='builder')
+def builder_fixture(tmp_path_factory):
+  return tiny_builder.build(tmp_path_factory.mktemp('tfds'))
+
+
+def abstract_variables(model, config):
+  crop = int(round(config.crop_s * config.sample_rate))
+  return jax.eval_shape(model.init, jax.random.key(0, impl='rbg'),
+                        jax.ShapeDtypeStruct((1, crop), jnp.float32))
+
+
+def clip(seconds=1.0, rate=16000, seed=0):
+  t = np.arange(int(seconds * rate)) / rate
+  noise = np.random.default_rng(seed).standard_normal(t.size)
+  x = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t) + 0.02 * noise
+  return rd.Clip(x.astype(np.float32), rate, f'track{seed}', 0)
+
+
+@pytest.mark.parametrize('channels,kbps', [(512, 126.0), (256, 63.0), (128, 31.5), (32, 7.875)])
+def test_nominal_kbps_reproduces_the_reference_accounting(channels, kbps):
+  # The reference's freq_ae: a C x 126 latent per 65,536 samples at 8 kHz, 16 bits a value.
+  config = freq_ae_config.get_config(f'latent={channels}')
+  model = models.get_model('freq_ae', **tasks.model_kwargs(config.model))
+  assert rd.nominal_kbps(model, abstract_variables(model, config), config) == pytest.approx(kbps)
+
+
+def test_nominal_kbps_of_the_time_autoencoder():
+  config = time_ae_config.get_config()
+  model = models.get_model('time_ae', **tasks.model_kwargs(config.model))
+  # 255 frames x 32 channels per 65,536 samples at 44.1 kHz.
+  assert rd.nominal_kbps(model, abstract_variables(model, config), config) == pytest.approx(
+      16 * 255 * 32 / (65536 / 44100) / 1000)
+
+
+def test_test_clips_are_middle_segments_spread_over_the_split(builder):
+  clips = rd.test_clips(builder, count=3, clip_s=1.0)
+  assert [c.track_id for c in clips] == ['track100', 'track102', 'track104']  # of 5, sorted
+  again = rd.test_clips(builder, count=3, clip_s=1.0)
+  for a, b in zip(clips, again):
+    np.testing.assert_array_equal(a.audio, b.audio)
+  # track100 is 3 s: segments start at 0, 1 and 2 s; the middle one starts at 1 s.
+  whole = tiny_builder.render(tiny_builder.Recipe(100, 3.0, tiny_builder.AMPLITUDE['test']))
+  np.testing.assert_allclose(clips[0].audio, whole[16000:32000], atol=1e-4)
+  assert clips[0].rate == tiny_builder.RATE and clips[0].label == 1
+  assert len(rd.test_clips(builder, count=50, clip_s=1.0)) == 5
+
+
+def test_baseline_rows_measure_files_and_drop_repeated_settings():
+  clips = [clip(seed=0), clip(seed=1)]
+  ladder = {'mp3': (32, 160, 320), 'opus': (24,), 'resampling': (64, 256)}
+  rows, kept = rd.baseline_rows(clips, ladder, visqol_clips=0, keep_audio=1)
+  # 16 kHz audio: MP3 tops out at 160 kbps (320 repeats it); resampling at 256 kbps is the input.
+  assert [r['name'] for r in rows] == ['mp3 32', 'mp3 160', 'opus 24', 'resampling 64']
+  mp3 = rows[0]
+  results = [baselines.mp3(c.audio, c.rate, 32) for c in clips]
+  assert mp3['kbps_measured'] == pytest.approx(
+      8 * sum(r.n_bytes for r in results) / sum(r.duration_s for r in results) / 1000)
+  assert mp3['kbps_nominal'] is None and mp3['split'] == 'test'
+  expected = [metrics.mel_distance(c.audio, r.decoded, c.rate) for c, r in zip(clips, results)]
+  assert mp3['metrics']['mel_distance'] == pytest.approx(
+      {'mean': np.mean(expected), 'std': np.std(expected), 'n': 2, 'over': 'clips'})
+  assert mp3['metrics']['visqol'] is None
+  resampling = rows[-1]
+  assert resampling['kbps_measured'] is None and resampling['kbps_nominal'] == pytest.approx(64)
+  assert sorted(kept) == [0, 1, 2, 3] and all(len(v) == 1 for v in kept.values())
+  assert rd.nearest_by_kbps(rows, 40, 'mp3') == 0 and rd.nearest_by_kbps(rows, 120, 'mp3') == 1
+  assert rd.nearest_by_kbps(rows, 40, 'flac') is None
+
+
+def test_visqol_only_on_the_first_clips():
+  clips = [clip(seconds=1.0, seed=0), clip(seconds=1.0, seed=1)]
+  rows, _ = rd.baseline_rows(clips, {'mp3': (64,)}, visqol_clips=1, keep_audio=0)
+  visqol = rows[0]['metrics']['visqol']
+  assert visqol['n'] == 1 and 1.0 <= visqol['mean'] <= 5.0
+  assert rows[0]['metrics']['mel_distance']['n'] == 2

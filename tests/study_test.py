@@ -1,0 +1,54 @@
+"""The main job end to end: `launch/main.py --smoke` prepares, trains, evaluates, reports, resumes."""
+
+import json
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+STAGES = ('time_ae', 'freq_ae', 'classifier', 'classifier_mel')
+
+
+@pytest.fixture(name='study')
+def study_fixture(tmp_path_factory):
+  return smoke_study.get(tmp_path_factory)
+
+
+def test_smoke_study_runs_every_stage_and_ends_with_the_report(study):
+  lines = study.run.stdout.strip().splitlines()
+  report = study.workdir / 'report' / 'report.html'
+  assert lines[-1] == f'report={report}'
+  assert report.stat().st_size > 10_000
+  assert lines[0].split()[:2] == ['dataset', 'synthetic_music/tiny']  # the summary comes first
+  assert ['test', '8', '8', '0.013'] in [line.split() for line in lines]
+  for stage in STAGES:
+    assert any(line.startswith(f'stage={stage} ') for line in lines), stage
+    assert (study.workdir / stage / 'DONE').read_text().startswith('params_checksum=')
+  assert f'stage=evaluate results={study.workdir / "eval" / "results.json"}' in lines
+  for stage in ('data', *STAGES, 'evaluate', 'report'):
+    assert f'] {stage}' in study.run.stderr  # a progress line per stage, with its budget
+  summary = json.loads((study.workdir / 'study.json').read_text())
+  assert summary['size'] == 'smoke' and set(summary['timing_s']) >= set(STAGES)
+  results = json.loads((study.workdir / 'eval' / 'results.json').read_text())
+  assert sorted(results['runs']) == sorted(STAGES)
+  assert study.seconds < 240  # under 2 minutes on an idle machine; slack for a shared one
+
+
+def test_rerunning_resumes_without_training_or_evaluating_again(study):
+  watched = [study.workdir / s / 'metrics.jsonl' for s in STAGES] + [
+      study.workdir / 'eval' / 'results.json', study.workdir / 'report' / 'report.html']
+  before = [p.stat().st_mtime_ns for p in watched]
+  again = smoke_study.run_main(study.workdir, study.data_dir, '--smoke')
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stdout.strip().splitlines()[-1] == study.run.stdout.strip().splitlines()[-1]
+  assert [p.stat().st_mtime_ns for p in watched] == before
+  assert again.stderr.count('already done, skipped') == len(STAGES) + 2
+
+
+def test_smoke_and_full_together_is_a_usage_error(tmp_path):
+  run = smoke_study.run_main(tmp_path / 'w', tmp_path / 'd', '--smoke', '--full')
+  assert run.returncode == 2 and run.stdout == ''
+  assert run.stderr.strip() == 'fmacomp: error: --smoke/--full: choose at most one'
