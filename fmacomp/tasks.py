@@ -8,8 +8,9 @@
   evaluate(state, builder, mesh, config) -> {'loss': ..., ...} on the validation split
 
 Autoencoders minimise MSE in their own domain (STFT for freq_ae, normalised audio for time_ae)
-and report the seed spectral RMSE of their decoded audio; the classifier minimises
-cross-entropy and reports accuracy. Validation never touches the test split.
+and report the seed spectral RMSE of their decoded audio; codecs minimise distortion + lambda x
+estimated kbps (`configs/codec.py`) and report kbps and the pinned mel distance; the classifier
+minimises cross-entropy and reports accuracy. Validation never touches the test split.
 """
 
 import functools
@@ -23,12 +24,14 @@ import optax
 
 from fmacomp import checkpointing
 from fmacomp import errors
+from fmacomp import losses
 from fmacomp import metrics as metrics_lib
 from fmacomp import models
 from fmacomp.models import classifier as classifier_lib
 from fmacomp.datasets import pipeline
 
 AUTOENCODERS = ('freq_ae', 'time_ae')
+CODECS = ('conv_codec',)
 
 
 def make_task(config, builder):
@@ -37,6 +40,8 @@ def make_task(config, builder):
     return AutoencoderTask(config, builder)
   if name == 'classifier':
     return ClassifierTask(config, builder)
+  if name in CODECS:
+    return CodecTask(config, builder)
   raise errors.InputError('config.model.name', f'unknown model {name!r}')
 
 
@@ -200,3 +205,79 @@ def _classifier_eval(model, variables, batch):
   logits = model.apply(variables, batch['audio'])
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label'])
   return loss, jnp.argmax(logits, -1) == batch['label']
+
+
+class CodecTask:
+  """Quantised codecs: distortion + lambda x estimated kbps (see `fmacomp/configs/codec.py`).
+
+  Training draws the quantisation noise from the 'noise' rng stream, keyed by train_step's
+  per-step key. Validation runs the coder's own path (rounded symbols, bits from the prior) and
+  reports the total loss, its parts, `kbps_estimated` and the pinned `mel_distance` (44.1 kHz)
+  of the decoded audio. The integer CDF tables are frozen from the best checkpoint's params by
+  `fmacomp.compress.export_tables` (deterministic: the same params give the same tables).
+  """
+
+  trainable_mask = None
+
+  def __init__(self, config, builder):
+    del builder
+    self.config = config
+    self.model = models.get_model(config.model.name, **model_kwargs(config.model))
+    self.crop_len = int(round(config.crop_s * config.sample_rate))
+    self.loss = functools.partial(_codec_loss, self.model, config.loss, config.sample_rate)
+    self._eval_step = jax.jit(functools.partial(_codec_eval, self.model, config.loss,
+                                                config.sample_rate))
+
+  def init_variables(self, rng):
+    variables = self.model.init(rng, jnp.zeros((1, self.crop_len), jnp.float32), train=False)
+    return flax.core.unfreeze(variables)
+
+  def load_pretrained(self, state, shardings):
+    del shardings
+    return state
+
+  def evaluate(self, state, builder, mesh, config):
+    totals, count, mel = {}, 0, []
+    for batch in _eval_batches(config, builder, mesh):
+      parts, audio_hat = self._eval_step({'params': state.params, **state.extra}, batch)
+      mask, audio = _gather(batch['mask']), _gather(batch['audio'])
+      for k, v in parts.items():
+        totals[k] = totals.get(k, 0.0) + float(_gather(v)[mask].sum())
+      count += int(mask.sum())
+      mel += [metrics_lib.mel_distance(a, b, config.sample_rate)
+              for a, b, m in zip(audio, _gather(audio_hat), mask) if m]
+    result = {k: v / max(count, 1) for k, v in totals.items()}
+    result.update(mel_distance=float(np.mean(mel)) if mel else float('nan'), examples=count)
+    return result
+
+
+def _codec_terms(loss_config, sample_rate, out, length):
+  """Per-example loss parts [B] of a codec output: distortion, rate and their total."""
+  x, y = out['target'], out['prediction']
+  terms = {'mel_loss': (loss_config.mel, lambda a, b: losses.multiscale_mel_loss(a, b, sample_rate)),
+           'stft_loss': (loss_config.stft, losses.multi_resolution_stft_loss),
+           'l1_loss': (loss_config.l1, losses.waveform_l1),
+           'mse_loss': (loss_config.mse, losses.waveform_mse)}
+  # A term weighted 0 is not computed (its spectrograms cost compile and run time).
+  parts = {k: jax.vmap(fn)(x, y) for k, (weight, fn) in terms.items() if weight}
+  distortion = sum(terms[k][0] * v for k, v in parts.items())
+  kbps = out['bits'] * sample_rate / length / 1000  # [B]
+  rate = loss_config.lmbda * jnp.maximum(kbps - loss_config.target_kbps, 0.0)
+  symbols = out['latent'].shape[1] * out['latent'].shape[2]
+  parts.update(distortion=distortion, kbps_estimated=kbps, bits_per_symbol=out['bits'] / symbols,
+               loss=distortion + rate)
+  return parts
+
+
+def _codec_loss(model, loss_config, sample_rate, params, extra, batch, rng):
+  out = model.apply({'params': params, **extra}, batch['audio'], train=True,
+                    rngs={'noise': rng})
+  parts = _codec_terms(loss_config, sample_rate, out, batch['audio'].shape[-1])
+  parts = {k: jnp.mean(v) for k, v in parts.items()}
+  return parts.pop('loss'), parts
+
+
+def _codec_eval(model, loss_config, sample_rate, variables, batch):
+  """Per-example loss parts and the decoded audio, through rounded symbols (the coder's path)."""
+  out = model.apply(variables, batch['audio'], train=False)
+  return _codec_terms(loss_config, sample_rate, out, batch['audio'].shape[-1]), out['prediction']

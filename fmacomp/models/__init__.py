@@ -21,6 +21,7 @@ _MODELS = {
     'freq_ae': ('fmacomp.models.freq_ae', 'FreqAE'),
     'time_ae': ('fmacomp.models.time_ae', 'TimeAE'),
     'classifier': ('fmacomp.models.classifier', 'Classifier'),
+    'conv_codec': ('fmacomp.models.conv_codec', 'ConvCodec'),
 }
 AUTOENCODERS = ('freq_ae', 'time_ae')
 
