@@ -32,20 +32,32 @@ def checkpoint_dir(workdir, which=LATEST):
   return os.path.join(os.path.abspath(workdir), 'checkpoints', which)
 
 
+def _options(name, **kwargs):
+  """Options of a run's writing managers.
+
+  Barriers get the manager's name as a prefix: orbax names its multi-process barriers after the
+  step alone (`async_write_complete.<step>`), so two managers saving one step at once would
+  meet at one barrier and fail ('already ongoing'). Temporary directories of a save that a
+  killed run left behind are removed when the run restarts.
+  """
+  return ocp.CheckpointManagerOptions(
+      create=True, cleanup_tmp_directories=True,
+      multiprocessing_options=ocp.options.MultiprocessingOptions(
+          barrier_sync_key_prefix=f'fmacomp_{name}'), **kwargs)
+
+
 class RunCheckpoints:
   """The two managers of one run."""
 
   def __init__(self, workdir, keep=2, async_save=True):
     self.latest = ocp.CheckpointManager(
         checkpoint_dir(workdir, LATEST),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=keep, enable_async_checkpointing=async_save, create=True),
+        options=_options(LATEST, max_to_keep=keep, enable_async_checkpointing=async_save),
         item_names=('state', 'data'))
     self.best = ocp.CheckpointManager(
         checkpoint_dir(workdir, BEST),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=1, best_fn=lambda m: m['val_loss'], best_mode='min',
-            enable_async_checkpointing=async_save, create=True),
+        options=_options(BEST, max_to_keep=1, best_fn=lambda m: m['val_loss'], best_mode='min',
+                         enable_async_checkpointing=async_save),
         item_names=('state',))
 
   def latest_step(self):

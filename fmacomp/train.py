@@ -155,7 +155,7 @@ def train_and_evaluate(config, workdir):
   _write_config(config, workdir)
   builder = _prepare_data(config)
 
-  # --- Mesh, task, sharded state -------------------------------------------------------
+  # --- Mesh, task, optimiser ---------------------------------------------------------------
   mesh = make_mesh(config)
   replicated = jax.NamedSharding(mesh, jax.P())
   batch_sharding = jax.NamedSharding(mesh, jax.P('data'))
@@ -172,10 +172,8 @@ def train_and_evaluate(config, workdir):
   init_rng, step_rng = jax.random.split(rng)
   abstract = jax.eval_shape(init, init_rng)
   state_sharding = jax.tree.map(lambda _: replicated, abstract)
-  state = jax.jit(init, out_shardings=state_sharding)(init_rng)
-  state = task.load_pretrained(state, state_sharding)
 
-  # --- Input pipeline and checkpoints ----------------------------------------------------
+  # --- Input pipeline, then the state: restored from the latest checkpoint, or created ---
   loader = pipeline.train_loader(
       builder, split='train', crop_s=config.crop_s, sample_rate=config.sample_rate,
       global_batch_size=config.batch_size, seed=config.seed,
@@ -183,13 +181,19 @@ def train_and_evaluate(config, workdir):
   iterator = iter(loader)
   ckpt = checkpointing.RunCheckpoints(workdir, keep=config.keep_checkpoints)
   start = ckpt.latest_step()
-  if start is not None:
+  if start is None:
+    # Non-partitionable threefry for the (replicated) initial parameters: XLA:CPU takes ~7 s
+    # to compile one partitionable draw of a 4-D conv kernel (freq_ae's init took 20 s).
+    with jax.threefry_partitionable(False):
+      state = jax.jit(init, out_shardings=state_sharding)(init_rng)
+    state = task.load_pretrained(state, state_sharding)
+    start = 0
+  else:
     logging.info('Resuming from step %d', start)
     abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
     state = ckpt.restore(start, abstract_state, iterator)
     state = state.replace(loss_fn=task.loss, tx=tx)
-  start = start or 0
 
   step_fn = jax.jit(train_step, in_shardings=(state_sharding, batch_sharding, replicated),
                     out_shardings=(state_sharding, replicated), donate_argnums=(0,))
