@@ -53,7 +53,7 @@ SCHEMA_VERSION = 1
 class Options:
   """What an evaluation computes (presets: `PRESETS`)."""
   clips: int = 6            # rate-distortion clips from the test split
-  clip_s: float = 4.0       # their length
+  clip_s: float = 3.0       # their length
   visqol_clips: int = 1     # the first N clips also get ViSQOL (slow: ~2 s per audio second)
   ladder: str = 'quick'     # baseline bitrates: a key of rate_distortion.LADDERS
   listen_clips: int = 2     # clips whose decoded audio goes to eval/audio for the report
@@ -161,30 +161,6 @@ def _groups(runs, kind):
   return out
 
 
-def _over_seeds(values):
-  values = [v for v in values if v is not None]
-  if not values:
-    return None
-  return {'mean': float(sum(values) / len(values)),
-          'std': float((sum((v - sum(values) / len(values)) ** 2 for v in values)
-                        / len(values)) ** 0.5), 'n': len(values), 'over': 'seeds'}
-
-
-def _combine(group, members):
-  """One row from the per-seed rows of a group: the mean and std over seeds when several."""
-  if len(members) == 1:
-    return dict(members[0], name=group)
-  row = dict(members[0], name=group, runs=[r for m in members for r in m['runs']],
-             seeds=[s for m in members for s in m['seeds']], per_seed=members)
-  row['metrics'] = {name: _over_seeds([(m['metrics'].get(name) or {}).get('mean')
-                                       for m in members])
-                    for name in members[0]['metrics'] if name != 'skipped'}
-  for key in ('kbps_nominal', 'kbps_measured'):
-    values = [m[key] for m in members if m[key] is not None]
-    row[key] = sum(values) / len(values) if values else None
-  return row
-
-
 def _autoencoder_rows(runs, clips, options, kept):
   """One row per autoencoder group; the first run's decoded listening clips go to `kept`."""
   rows = []
@@ -199,7 +175,7 @@ def _autoencoder_rows(runs, clips, options, kept):
                                   **info))
       if run is members[0]:
         kept[len(rows)] = audio_kept
-    row = _combine(group, per_seed)
+    row = rd.combine_seeds(group, per_seed)
     if row['model'] == 'freq_ae':
       row['name'] = f'{group} C={row["latent_channels"]}'
     rows.append(row)
@@ -239,8 +215,8 @@ def _genre(runs, builder, options):
     out.append({'name': group, 'frontend': config.model.frontend, 'encoder': encoder,
                 'split': 'test', 'segments_per_track': options.genre_segments,
                 'runs': reports,
-                'segment_accuracy': _over_seeds([r['segment']['accuracy'] for r in reports]),
-                'song_accuracy': _over_seeds([r['song']['accuracy'] for r in reports])})
+                'segment_accuracy': rd.over_seeds([r['segment']['accuracy'] for r in reports]),
+                'song_accuracy': rd.over_seeds([r['song']['accuracy'] for r in reports])})
   return out
 
 

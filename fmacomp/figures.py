@@ -9,12 +9,20 @@ import io
 import matplotlib
 matplotlib.use('Agg')  # no display; set before pyplot is imported
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top,wrong-import-position
+import matplotlib.ticker  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 import scipy.signal  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 _STYLE = {'fmacomp': ('tab:red', 'o'), 'mp3': ('tab:blue', 's'), 'opus': ('tab:green', '^'),
           'resampling': ('tab:gray', 'D')}
 _DPI = 90
+
+
+def _plain_log(axis):
+  """Log-scale ticks as plain numbers (1, 2, 5, 10, ...) instead of powers of ten."""
+  axis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+  axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f'{v:g}'))
+  axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
 
 def png(fig):
@@ -39,7 +47,7 @@ def rate_distortion(points, ylabel, title):
   points = [p for p in points if p[2] and p[3] is not None]
   if not points:
     return None
-  fig, ax = plt.subplots(figsize=(7, 4.2))
+  fig, ax = plt.subplots(figsize=(6, 4))
   for family in dict.fromkeys(p[0] for p in points):
     color, marker = _STYLE.get(family, ('tab:purple', 'v'))
     mine = sorted((p for p in points if p[0] == family), key=lambda p: p[2])
@@ -53,6 +61,7 @@ def rate_distortion(points, ylabel, title):
     label = family + (' (nominal kbps)' if all(p[4] for p in mine) else '')
     ax.scatter([], [], marker=marker, color=color, label=label)
   ax.set_xscale('log')
+  _plain_log(ax.xaxis)
   ax.set_xlabel('kbps (measured file size; hollow: nominal 16-bit accounting)')
   ax.set_ylabel(ylabel)
   ax.set_title(title)
@@ -76,8 +85,10 @@ def training_curves(runs):
         ax.plot(steps, losses, style, markersize=3, label=split)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel('step')
-    if all(r['loss'] > 0 for r in records if 'loss' in r):
+    losses = [r['loss'] for r in records if 'loss' in r]
+    if losses and min(losses) > 0 and max(losses) > 10 * min(losses):  # log only for a wide range
       ax.set_yscale('log')
+      _plain_log(ax.yaxis)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
   axes[0][0].set_ylabel('loss')
@@ -131,6 +142,7 @@ def spectrograms(signals, max_hz):
     f, t, spec = scipy.signal.stft(x, fs=rate, nperseg=n_fft, noverlap=n_fft * 3 // 4)
     db = 20 * np.log10(np.maximum(np.abs(spec), 1e-6))
     ax.pcolormesh(t, f, db, vmin=-100, vmax=db.max(), shading='auto', cmap='magma')
+    ax.set_facecolor('black')  # above a low-rate model's Nyquist there is nothing
     ax.set_ylim(0, max_hz)
     ax.set_ylabel('Hz', fontsize=7)
     ax.set_title(name, fontsize=8, loc='left')

@@ -95,6 +95,31 @@ def plot_kbps(row):
   return row['kbps_measured'] if row['kbps_measured'] is not None else row['kbps_nominal']
 
 
+def over_seeds(values):
+  """{'mean', 'std', 'n', 'over': 'seeds'} of per-seed values (None where all are None)."""
+  values = [v for v in values if v is not None]
+  if not values:
+    return None
+  return {'mean': float(sum(values) / len(values)),
+          'std': float((sum((v - sum(values) / len(values)) ** 2 for v in values)
+                        / len(values)) ** 0.5), 'n': len(values), 'over': 'seeds'}
+
+
+def combine_seeds(group, members):
+  """One row from the per-seed rows of a group: the mean and std over seeds when several."""
+  if len(members) == 1:
+    return dict(members[0], name=group)
+  row = dict(members[0], name=group, runs=[r for m in members for r in m['runs']],
+             seeds=[s for m in members for s in m['seeds']], per_seed=members)
+  row['metrics'] = {name: over_seeds([(m['metrics'].get(name) or {}).get('mean')
+                                       for m in members])
+                    for name in members[0]['metrics'] if name != 'skipped'}
+  for key in ('kbps_nominal', 'kbps_measured'):
+    values = [m[key] for m in members if m[key] is not None]
+    row[key] = sum(values) / len(values) if values else None
+  return row
+
+
 def _score_all(clips, decoded, rate, visqol_clips):
   return [score(c, y, rate, i < visqol_clips) for i, (c, y) in enumerate(zip(clips, decoded))]
 

@@ -22,9 +22,10 @@ from fmacomp.results_md import COLUMNS
 from fmacomp.results_md import number
 
 _CSS = """
-body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:13px}
-td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:12px}
+.wide{overflow-x:auto}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}td{white-space:nowrap}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}
 img{max-width:100%;display:block;margin:.5em 0}.note{color:#666;font-size:13px}
 .row{display:flex;flex-wrap:wrap;gap:1em}audio{height:32px;width:260px}
@@ -51,7 +52,9 @@ def _stat(results, key):
     return 'n/a'
   text = _num(results, f'{key}.mean')
   if entry['n'] > 1:
-    text += f' ± {_num(results, key + ".std")} <small>({entry["n"]} {entry["over"]})</small>'
+    text += f' ± {_num(results, key + ".std")}'
+    if entry['over'] == 'seeds':
+      text += f' <small>({entry["n"]} seeds)</small>'
   return text
 
 
@@ -67,26 +70,37 @@ def _img(data, alt):
   return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
 
 
+def _kbps(results, row):
+  """A row's bitrate as a reader should see it: measured, else nominal (labelled)."""
+  if results['compression']['rows'][row]['kbps_measured'] is not None:
+    return _num(results, f'compression.rows.{row}.kbps_measured')
+  return _num(results, f'compression.rows.{row}.kbps_nominal') + ' (nominal)'
+
+
 def _compression(results):
   rows = results['compression']['rows']
   parts = ['<h2>Rate-distortion</h2>', f'<p class="note">Test split; '
-           f'{len(results["clips"])} clips of {results["settings"]["clip_s"]:g} s (every metric), '
-           f'ViSQOL on the first {results["settings"]["visqol_clips"]}. Measured kbps = bytes of a '
-           "real file x 8 / seconds; nominal kbps = the reference's accounting (16 bits per float "
-           'latent value, or per kept sample for resampling), not a file.</p>']
+           f'{len(results["clips"])} clips of {results["settings"]["clip_s"]:g} s, mean ± std over '
+           f'clips (every metric; ViSQOL on the first {results["settings"]["visqol_clips"]}). '
+           'Measured kbps = bytes of a real file (MP3, Opus, .fmac with its header) x 8 / '
+           "seconds; nominal kbps = the reference's accounting (16 bits per latent value, or per "
+           'kept sample for resampling), not a file.</p>']
+  plots = []
   for metric, label in (('mel_distance', 'mel distance (lower is better)'),
                         ('visqol', 'ViSQOL MOS-LQO (higher is better)')):
     points = [(r['family'], r['name'], rd.plot_kbps(r), (r['metrics'].get(metric) or {}).get('mean'),
                r['kbps_measured'] is None) for r in rows]
-    parts.append(_img(figures.rate_distortion(points, label, label.split(' (')[0]),
+    plots.append(_img(figures.rate_distortion(points, label, label.split(' (')[0]),
                       f'{label} against kbps' + ('' if metric != 'visqol' else
                                                  ' (ViSQOL was not computed: --visqol_clips=0)')))
+  parts.append(f'<div class="row">{"".join(plots)}</div>')
   body = [[html.escape(r['name']), html.escape(r.get('setting', '')),
            _num(results, f'compression.rows.{i}.kbps_nominal'),
            _num(results, f'compression.rows.{i}.kbps_measured')] +
           [_stat(results, f'compression.rows.{i}.metrics.{m}') for m in COLUMNS]
           for i, r in enumerate(rows)]
-  parts.append(_table(['row', 'setting', 'kbps nominal', 'kbps measured'] + list(COLUMNS), body))
+  table = _table(['row', 'setting', 'kbps nominal', 'kbps measured'] + list(COLUMNS), body)
+  parts.append(f'<div class="wide">{table}</div>')
   return parts
 
 
@@ -183,9 +197,7 @@ def _listening(results, eval_dir):
       with open(os.path.join(eval_dir, item['path']), 'rb') as f:
         data = base64.b64encode(f.read()).decode()
       row = item['row']
-      kbps = ('' if row is None else
-              f'{_num(results, f"compression.rows.{row}.kbps_measured")} measured / '
-              f'{_num(results, f"compression.rows.{row}.kbps_nominal")} nominal')
+      kbps = '' if row is None else _kbps(results, row)
       body.append([html.escape(item['name']), kbps,
                    f'<audio controls preload="metadata" data-item="{k}.{j}" '
                    f'src="data:audio/flac;base64,{data}"></audio>'])

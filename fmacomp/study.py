@@ -4,8 +4,9 @@ Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is
   data            prepare the dataset and print its summary
   time_ae         the waveform autoencoder            } training stages: one workdir each,
   freq_ae         the STFT autoencoder                } finished when their DONE file exists
-  classifier      the genre head on time_ae's frozen latent (an unfinished one resumes
-  classifier_mel  the same head on log-mel (baseline)  from its checkpoint)
+  codec           the quantised, entropy-coded codec  } (an unfinished one resumes from its
+  classifier      the genre head on time_ae's frozen latent   checkpoint)
+  classifier_mel  the same head on log-mel (the no-autoencoder baseline)
   evaluate        eval/results.json + results.md on the test split (`fmacomp.evaluate`);
                   finished when eval/STAMP names the same trained runs and preset
   report          report/report.html (`fmacomp.report`); finished when newer than results.json
@@ -30,6 +31,7 @@ from fmacomp import report
 from fmacomp import sweep
 from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
+from fmacomp.configs import codec as codec_config
 from fmacomp.configs import freq_ae as freq_ae_config
 from fmacomp.configs import time_ae as time_ae_config
 from fmacomp.datasets import summary as summary_lib
@@ -50,14 +52,15 @@ class Stage:
 STAGES = (
     Stage('time_ae', time_ae_config),
     Stage('freq_ae', freq_ae_config),
+    Stage('codec', codec_config),
     Stage('classifier', classifier_config, encoder='time_ae'),
     Stage('classifier_mel', classifier_config, arg='logmel'),
 )
 # Seconds per stage and size (measured here on 2 CPU cores, with some slack); full: no budget.
 BUDGETS_S = {
-    'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'classifier': 15, 'classifier_mel': 15,
-              'evaluate': 30, 'report': 15},
-    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'classifier': 60,
+    'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'codec': 25, 'classifier': 15,
+              'classifier_mel': 15, 'evaluate': 30, 'report': 15},
+    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'codec': 150, 'classifier': 60,
               'classifier_mel': 90, 'evaluate': 150, 'report': 30},
 }
 

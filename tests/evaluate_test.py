@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from fmacomp import baselines
+from fmacomp import codec_eval
 from fmacomp import datasets
 from fmacomp import evaluate
 from fmacomp import metrics
+from fmacomp import model_store
 from fmacomp import rate_distortion as rd
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -43,21 +45,25 @@ def clips_of(study, results):
 def test_rows_carry_both_bitrates_honestly(results):
   rows = results['compression']['rows']
   families = [r['family'] for r in rows]
-  assert families.count('fmacomp') == 2 and {'mp3', 'opus', 'resampling'} <= set(families)
+  assert [r['name'] for r in rows[:3]] == ['freq_ae C=16', 'time_ae', 'codec']
+  assert {'mp3', 'opus', 'resampling'} <= set(families)
   for row in rows:
     assert row['split'] == 'test'
     assert row['metrics']['mel_distance']['n'] == results['settings']['clips']
-    if row['family'] == 'fmacomp':  # float latents: no file, so no measured bitrate
-      assert row['kbps_measured'] is None and row['kbps_nominal'] > 0
+    if row['family'] == 'fmacomp':
       assert all(results['runs'][r]['seed'] == row['seed'] for r in row['runs'])
       assert results['runs'][row['runs'][0]]['config']['model']['name'] == row['model']
+      if row['kind'] == 'autoencoder':  # float latents: no file, so no measured bitrate
+        assert row['kbps_measured'] is None and row['kbps_nominal'] > 0
+      else:  # the codec: a real file, far below the 16-bit count of its symbols
+        assert 0 < row['kbps_measured'] < row['kbps_nominal']
     elif row['family'] in ('mp3', 'opus'):
       assert row['kbps_nominal'] is None and row['kbps_measured'] > 0
     else:
       assert row['kbps_measured'] is None and row['kbps_nominal'] == row['target_kbps']
 
 
-def test_baseline_and_autoencoder_rows_recompute_from_the_same_clips(study, results):
+def test_rows_recompute_from_the_same_clips(study, results, tmp_path):
   clips = clips_of(study, results)
   assert [c.track_id for c in clips] == [c['track_id'] for c in results['clips']]
   rows = results['compression']['rows']
@@ -70,6 +76,11 @@ def test_baseline_and_autoencoder_rows_recompute_from_the_same_clips(study, resu
   assert time_ae['metrics']['si_sdr']['mean'] == pytest.approx(
       np.mean([p['si_sdr'] for p in per_clip]), rel=1e-4)
   assert time_ae['kbps_nominal'] == pytest.approx(info['kbps_nominal'])
+  codec = next(r for r in rows if r['name'] == 'codec')
+  loaded = model_store.load(str(study.workdir / 'codec'))
+  sizes = [codec_eval.roundtrip(loaded, c, str(tmp_path))[1] for c in clips]
+  seconds = sum(len(c.audio) / c.rate for c in clips)
+  assert codec['kbps_measured'] == pytest.approx(8 * sum(sizes) / seconds / 1000)
 
 
 def test_reference_table_keeps_the_published_numbers_beside_ours(results):
@@ -100,12 +111,12 @@ def test_genre_reports_are_consistent(results):
 
 def test_latent_projections_and_listening_files(study, results):
   projections = results['latent']['projections']
-  assert sorted(p['name'] for p in projections) == ['freq_ae', 'time_ae']
+  assert sorted(p['name'] for p in projections) == ['freq_ae', 'time_ae']  # float latents
   for p in projections:
     assert len(p['pca']['points']) == len(p['tsne']['points']) == len(p['labels']) == p['n'] == 40
   (entry,) = results['listening']  # smoke: one clip
   names = [item['name'] for item in entry['items']]
-  assert names[0] == 'original' and 'time_ae' in names
+  assert names[:4] == ['original', 'freq_ae C=16', 'time_ae', 'codec']
   assert any(n.startswith('mp3') for n in names) and any(n.startswith('opus') for n in names)
   for item in entry['items']:
     assert (study.workdir / 'eval' / item['path']).stat().st_size > 1000

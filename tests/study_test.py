@@ -9,7 +9,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-STAGES = ('time_ae', 'freq_ae', 'classifier', 'classifier_mel')
+STAGES = ('time_ae', 'freq_ae', 'codec', 'classifier', 'classifier_mel')
 
 
 @pytest.fixture(name='study')
