@@ -20,7 +20,6 @@ import flax
 from flax.training import train_state
 import jax
 from jax.experimental import multihost_utils
-import jax.numpy as jnp
 import numpy as np
 import optax
 import tensorboardX
@@ -28,6 +27,7 @@ import tensorboardX
 from fmacomp import checkpointing
 from fmacomp import datasets
 from fmacomp import errors
+from fmacomp import files
 from fmacomp import tasks
 from fmacomp.datasets import pipeline
 
@@ -115,13 +115,23 @@ def _write_config(config, workdir):
 
 
 class _MetricWriter:
-  """metrics.jsonl + TensorBoard, on process 0 only."""
+  """metrics.jsonl + TensorBoard, on process 0 only.
 
-  def __init__(self, workdir):
+  A resumed run first drops what a killed run logged after its checkpoint (`resume_step`), so
+  every step is logged once and the curves continue where the state does.
+  """
+
+  def __init__(self, workdir, resume_step=None):
     self.active = jax.process_index() == 0
     if self.active:
-      self.jsonl = open(os.path.join(workdir, 'metrics.jsonl'), 'a')
-      self.tb = tensorboardX.SummaryWriter(os.path.join(workdir, 'tb'))
+      path = os.path.join(workdir, 'metrics.jsonl')
+      if resume_step is not None and os.path.exists(path):
+        with open(path) as f:
+          kept = [line for line in f if json.loads(line)['step'] <= resume_step]
+        files.write_text_atomic(path, ''.join(kept))
+      self.jsonl = open(path, 'a')
+      self.tb = tensorboardX.SummaryWriter(
+          os.path.join(workdir, 'tb'), purge_step=None if resume_step is None else resume_step + 1)
 
   def write(self, step, split, metrics):
     if not self.active:
@@ -138,15 +148,15 @@ class _MetricWriter:
       self.tb.close()
 
 
-def _check_finite(pending):
-  """Raises RunError naming the first step whose loss is not finite."""
-  if not pending:
-    return
-  losses = jax.device_get([m['loss'] for _, m in pending])
-  for (step, _), loss in zip(pending, losses):
-    if not np.isfinite(loss):
-      raise errors.RunError(f'step {step}', f'non-finite loss ({loss}); stopping, the last '
-                            'good checkpoint is kept')
+def _check_finite(unsynced):
+  """Host copies of [(step, metrics on device)]'s metrics; RunError names the first step whose
+  loss is not finite."""
+  host = jax.device_get([m for _, m in unsynced])
+  for (step, _), metrics in zip(unsynced, host):
+    if not np.isfinite(metrics['loss']):
+      raise errors.RunError(f'step {step}', f'non-finite loss ({metrics["loss"]}); stopping, '
+                            'the last good checkpoint is kept')
+  return host
 
 
 def train_and_evaluate(config, workdir):
@@ -180,50 +190,51 @@ def train_and_evaluate(config, workdir):
       worker_count=config.worker_count, label_filter=config.label_filter or None)
   iterator = iter(loader)
   ckpt = checkpointing.RunCheckpoints(workdir, keep=config.keep_checkpoints)
-  start = ckpt.latest_step()
-  if start is None:
+  resume_step = ckpt.latest_step()
+  if resume_step is None:
     # Non-partitionable threefry for the (replicated) initial parameters: XLA:CPU takes ~7 s
     # to compile one partitionable draw of a 4-D conv kernel (freq_ae's init took 20 s).
     with jax.threefry_partitionable(False):
       state = jax.jit(init, out_shardings=state_sharding)(init_rng)
     state = task.load_pretrained(state, state_sharding)
-    start = 0
   else:
-    logging.info('Resuming from step %d', start)
+    logging.info('Resuming from step %d', resume_step)
     abstract_state = jax.tree.map(
         lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, state_sharding)
-    state = ckpt.restore(start, abstract_state, iterator)
+    state = ckpt.restore(resume_step, abstract_state, iterator)
     state = state.replace(loss_fn=task.loss, tx=tx)
+  start = resume_step or 0
 
   step_fn = jax.jit(train_step, in_shardings=(state_sharding, batch_sharding, replicated),
                     out_shardings=(state_sharding, replicated), donate_argnums=(0,))
-  writer = _MetricWriter(workdir)
+  writer = _MetricWriter(workdir, resume_step)
   logging.info('Process %d of %d, %d local / %d global devices, training steps %d -> %d',
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count(), start, config.steps)
 
   # --- Loop ------------------------------------------------------------------------------
-  pending = []  # (step, metrics on device) since the last host sync
+  unsynced = []  # (step, metrics on device) since the last host sync
+  logged = []    # host metrics of the steps since the last log line
   t0, step0 = time.time(), start
   try:
     for step in range(start + 1, config.steps + 1):
       batch = pipeline.to_global(next(iterator), batch_sharding)
       state, metrics = step_fn(state, batch, step_rng)
-      pending.append((step, metrics))
+      unsynced.append((step, metrics))
       boundary = (step % config.log_every == 0 or step % config.eval_every == 0 or
                   step % config.checkpoint_every == 0 or step == config.steps)
       if not boundary:
         continue
-      _check_finite(pending)
+      logged += _check_finite(unsynced)  # before anything of these steps is saved
+      unsynced = []
       if step % config.log_every == 0 or step == config.steps:
-        averaged = jax.device_get(jax.tree.map(lambda *x: jnp.mean(jnp.stack(x)),
-                                               *[m for _, m in pending]))
+        averaged = {k: np.mean([m[k] for m in logged]) for k in logged[0]}
         writer.write(step, 'train', averaged)
+        logged = []
         rate = (step - step0) / max(time.time() - t0, 1e-9)
         logging.info('step %d/%d loss %.5g | %.2f steps/s, %.1f examples/s, ETA %.0f s',
                      step, config.steps, averaged['loss'], rate, rate * config.batch_size,
                      (config.steps - step) / max(rate, 1e-9))
-      pending = []
       if step % config.eval_every == 0 or step == config.steps:
         val = task.evaluate(state, builder, mesh, config)
         writer.write(step, 'validation', val)

@@ -106,8 +106,9 @@ def test_frozen_params_get_no_updates_until_the_unfreeze_step(unfreeze_step, fro
     assert moves == (frozen_moves_at is not None and step >= frozen_moves_at), step
 
 
-def test_check_finite_names_the_first_bad_step():
-  train._check_finite([(3, {'loss': jnp.float32(0.5)})])  # pylint: disable=protected-access
+def test_check_finite_returns_host_metrics_or_names_the_first_bad_step():
+  host = train._check_finite([(3, {'loss': jnp.float32(0.5)})])  # pylint: disable=protected-access
+  assert host == [{'loss': np.float32(0.5)}] and isinstance(host[0]['loss'], np.ndarray)
   pending = [(4, {'loss': jnp.float32(1.0)}), (5, {'loss': jnp.float32(np.inf)}),
              (6, {'loss': jnp.float32(np.nan)})]
   with pytest.raises(errors.RunError, match=r'^step 5: non-finite loss'):

@@ -120,6 +120,14 @@ def test_sigkill_during_a_save_then_resume_gives_the_same_checksum(launcher, ref
   assert finished[-1] <= step < 12
   assert launcher.last_line(resumed.stdout) == f'params_checksum={reference_run.checksum}'
   assert not tmp_dirs(workdir)  # the killed save's leftovers are cleaned up
+  # What the killed run logged after its checkpoint is dropped: every step is logged once.
+  reference = reference_run.workdir
+  assert ([r['step'] for r in records(workdir, 'train')] ==
+          [r['step'] for r in records(reference, 'train')])
+  for got, want in zip(records(workdir, 'validation'), records(reference, 'validation'),
+                       strict=True):
+    assert got['step'] == want['step']
+    np.testing.assert_allclose(got['loss'], want['loss'], rtol=1e-6)
 
 
 # --- Multi-device and multi-host ------------------------------------------------------------
