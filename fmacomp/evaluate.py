@@ -42,9 +42,6 @@ from fmacomp import rate_distortion as rd
 from fmacomp import results_md
 from fmacomp.datasets import pipeline
 
-# The reference's published table: latent channels C -> (its "kbps", its spectral RMSE).
-REFERENCE_TABLE = ((512, 126.0, 0.867), (256, 63.0, 0.803), (128, 31.5, 0.929),
-                   (64, 15.7, 1.24), (32, 7.9, 1.61))
 REFERENCE_GENRE = {'song_accuracy': 0.45, 'segment_accuracy': 0.42}
 SCHEMA_VERSION = 1
 
@@ -180,22 +177,6 @@ def _autoencoder_rows(runs, clips, options, kept):
       row['name'] = f'{group} C={row["latent_channels"]}'
     rows.append(row)
   return rows
-
-
-def _reference_table(rows):
-  """The reference's table (C, its kbps, its RMSE) beside our freq_ae rows of the same C."""
-  ours = {r['latent_channels']: i for i, r in enumerate(rows) if r.get('model') == 'freq_ae'}
-  table = []
-  for c in sorted({c for c, _, _ in REFERENCE_TABLE} | set(ours), reverse=True):
-    ref = next(((k, e) for cc, k, e in REFERENCE_TABLE if cc == c), (None, None))
-    row = rows[ours[c]] if c in ours else None
-    table.append({'latent_channels': c, 'reference_kbps': ref[0], 'reference_rmse': ref[1],
-                  'row': ours.get(c),
-                  'kbps_nominal': row['kbps_nominal'] if row else None,
-                  'kbps_measured': row['kbps_measured'] if row else None,
-                  'seed_spectral_rmse': row['metrics']['seed_spectral_rmse'] if row else None})
-  return {'source': 'the reference study (FMA small, its random 70/30 split); its kbps count '
-                    '16 bits per float latent value', 'split': 'test', 'rows': table}
 
 
 def _genre(runs, builder, options):
@@ -343,7 +324,7 @@ def evaluate(workdir, options=None):
       'clips': [{'index': i, 'track_id': c.track_id, 'label': label_names[c.label],
                  'duration_s': len(c.audio) / c.rate} for i, c in enumerate(clips)],
       'compression': {'split': 'test', 'rows': rows},
-      'reference_table': _reference_table(rows),
+      'reference_table': rd.reference_table(rows),
       'genre': {'split': 'test', 'classifiers': classifiers, 'compressed': compressed,
                 'reference': REFERENCE_GENRE},
       'latent': {'projections': projections},

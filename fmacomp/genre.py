@@ -64,7 +64,8 @@ def classification_report(y_true, y_pred, label_names):
   np.add.at(confusion, (y_true, y_pred), 1)
   per_class = []
   for c, name in enumerate(label_names):
-    hit, support, predicted = int(confusion[c, c]), int(confusion[c].sum()), int(confusion[:, c].sum())
+    hit, support = int(confusion[c, c]), int(confusion[c].sum())
+    predicted = int(confusion[:, c].sum())
     per_class.append({'label': name, 'precision': hit / predicted if predicted else None,
                       'recall': hit / support if support else None, 'support': support,
                       'predicted': predicted})

@@ -39,6 +39,11 @@ LADDERS = {
 }
 
 
+# The reference's published table: latent channels C -> (its "kbps", its spectral RMSE).
+REFERENCE_TABLE = ((512, 126.0, 0.867), (256, 63.0, 0.803), (128, 31.5, 0.929),
+                   (64, 15.7, 1.24), (32, 7.9, 1.61))
+
+
 @dataclasses.dataclass(frozen=True)
 class Clip:
   """One reference clip: float32 [T] mono audio at the storage rate."""
@@ -207,3 +212,19 @@ def nearest_by_kbps(rows, kbps, family):
       if best is None or distance < best[0]:
         best = (distance, i)
   return None if best is None else best[1]
+
+
+def reference_table(rows):
+  """The reference's table (C, its kbps, its RMSE) beside our freq_ae rows of the same C."""
+  ours = {r['latent_channels']: i for i, r in enumerate(rows) if r.get('model') == 'freq_ae'}
+  table = []
+  for c in sorted({c for c, _, _ in REFERENCE_TABLE} | set(ours), reverse=True):
+    ref = next(((k, e) for cc, k, e in REFERENCE_TABLE if cc == c), (None, None))
+    row = rows[ours[c]] if c in ours else None
+    table.append({'latent_channels': c, 'reference_kbps': ref[0], 'reference_rmse': ref[1],
+                  'row': ours.get(c),
+                  'kbps_nominal': row['kbps_nominal'] if row else None,
+                  'kbps_measured': row['kbps_measured'] if row else None,
+                  'seed_spectral_rmse': row['metrics']['seed_spectral_rmse'] if row else None})
+  return {'source': 'the reference study (FMA small, its random 70/30 split); its kbps count '
+                    '16 bits per float latent value', 'split': 'test', 'rows': table}

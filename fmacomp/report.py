@@ -67,7 +67,8 @@ def _table(header, rows):
 def _img(data, alt):
   if data is None:
     return f'<p class="note">{html.escape(alt)}: nothing to plot.</p>'
-  return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+  encoded = base64.b64encode(data).decode()
+  return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
 def _kbps(results, row):
@@ -79,17 +80,19 @@ def _kbps(results, row):
 
 def _compression(results):
   rows = results['compression']['rows']
-  parts = ['<h2>Rate-distortion</h2>', f'<p class="note">Test split; '
-           f'{len(results["clips"])} clips of {results["settings"]["clip_s"]:g} s, mean ± std over '
-           f'clips (every metric; ViSQOL on the first {results["settings"]["visqol_clips"]}). '
+  settings = results['settings']
+  parts = ['<h2>Rate-distortion</h2>', f'<p class="note">Test split; {len(results["clips"])} '
+           f'clips of {settings["clip_s"]:g} s, mean ± std over clips (every metric; ViSQOL on '
+           f'the first {settings["visqol_clips"]}). '
            'Measured kbps = bytes of a real file (MP3, Opus, .fmac with its header) x 8 / '
            "seconds; nominal kbps = the reference's accounting (16 bits per latent value, or per "
            'kept sample for resampling), not a file.</p>']
   plots = []
   for metric, label in (('mel_distance', 'mel distance (lower is better)'),
                         ('visqol', 'ViSQOL MOS-LQO (higher is better)')):
-    points = [(r['family'], r['name'], rd.plot_kbps(r), (r['metrics'].get(metric) or {}).get('mean'),
-               r['kbps_measured'] is None) for r in rows]
+    points = [(r['family'], r['name'], rd.plot_kbps(r),
+               (r['metrics'].get(metric) or {}).get('mean'), r['kbps_measured'] is None)
+              for r in rows]
     plots.append(_img(figures.rate_distortion(points, label, label.split(' (')[0]),
                       f'{label} against kbps' + ('' if metric != 'visqol' else
                                                  ' (ViSQOL was not computed: --visqol_clips=0)')))

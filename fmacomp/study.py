@@ -1,4 +1,4 @@
-"""The main job: the whole study in one call, resumable, each stage with a budget and a progress line.
+"""The main job: the whole study in one call, resumable, each stage timed against a budget.
 
 Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is skipped):
   data            prepare the dataset and print its summary

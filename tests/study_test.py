@@ -1,4 +1,4 @@
-"""The main job end to end: `launch/main.py --smoke` prepares, trains, evaluates, reports, resumes."""
+"""The main job end to end: `launch/main.py --smoke` trains, evaluates, reports and resumes."""
 
 import json
 import os
