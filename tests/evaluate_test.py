@@ -151,3 +151,15 @@ def test_cli_errors_are_one_line(tmp_path):
   assert run.returncode == 2 and run.stdout == ''
   assert run.stderr.strip().splitlines()[-1] == (
       f'fmacomp: error: {tmp_path}: no trained run to evaluate (no config.json with checkpoints)')
+
+
+def test_cli_evaluates_the_named_runs(study, tmp_path):
+  run = subprocess.run(
+      [sys.executable, str(EVALUATE), f'--workdir={tmp_path}', '--preset=smoke', '--clips=1',
+       f'--runs={study.workdir / "time_ae"}', '--noreport'],
+      capture_output=True, text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert run.stdout.strip().splitlines() == [f'results={tmp_path / "eval" / "results.json"}']
+  results = json.loads((tmp_path / 'eval' / 'results.json').read_text())
+  assert list(results['runs']) == ['time_ae'] and results['settings']['clips'] == 1
+  assert not (tmp_path / 'report').exists()
