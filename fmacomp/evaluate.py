@@ -173,7 +173,7 @@ def _autoencoder_rows(runs, clips, options, kept):
       if run is members[0]:
         kept[len(rows)] = audio_kept
     row = rd.combine_seeds(group, per_seed)
-    if row['model'] == 'freq_ae':
+    if row['model'] == 'freq_ae' and str(row['latent_channels']) not in group:
       row['name'] = f'{group} C={row["latent_channels"]}'
     rows.append(row)
   return rows

@@ -56,6 +56,16 @@ STAGES = (
     Stage('classifier', classifier_config, encoder='time_ae'),
     Stage('classifier_mel', classifier_config, arg='logmel'),
 )
+
+
+def stages(size):
+  """The training stages of a study size: `full` trains freq_ae at each of the reference's
+  latent sizes (its table, regenerated), the others at the config's default size only."""
+  if size != 'full':
+    return STAGES
+  freq = [Stage(f'freq_ae_c{c}', freq_ae_config, arg=f'latent={c}')
+          for c in freq_ae_config.LATENT_SIZES]
+  return tuple(s for stage in STAGES for s in (freq if stage.name == 'freq_ae' else [stage]))
 # Seconds per stage and size (measured here on 2 CPU cores, with some slack); full: no budget.
 BUDGETS_S = {
     'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'codec': 25, 'classifier': 15,
@@ -142,7 +152,7 @@ def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir
     raise ValueError(f'size must be one of {sorted(SIZES)}')
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
-  names = ['data'] + [s.name for s in STAGES] + ['evaluate', 'report']
+  names = ['data'] + [s.name for s in stages(size)] + ['evaluate', 'report']
   progress, timings = _Progress(size, names), {}
 
   progress.start('data', f': {dataset}')
@@ -151,7 +161,7 @@ def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir
   timings['data'] = progress.end()
 
   results, checksums = {}, {}
-  for stage in STAGES:
+  for stage in stages(size):
     progress.start(stage.name)
     stage_dir = os.path.join(workdir, stage.name)
     config = stage_config(stage, size, workdir, dataset, data_dir, manual_dir)

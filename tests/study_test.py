@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from fmacomp import study as study_lib
+
 sys.path.insert(0, os.path.dirname(__file__))
 import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
 
@@ -52,3 +54,12 @@ def test_smoke_and_full_together_is_a_usage_error(tmp_path):
   run = smoke_study.run_main(tmp_path / 'w', tmp_path / 'd', '--smoke', '--full')
   assert run.returncode == 2 and run.stdout == ''
   assert run.stderr.strip() == 'fmacomp: error: --smoke/--full: choose at most one'
+
+
+def test_full_study_trains_every_reference_latent_size():
+  names = [s.name for s in study_lib.stages('full')]
+  assert names == ['time_ae', 'freq_ae_c512', 'freq_ae_c256', 'freq_ae_c128', 'freq_ae_c64',
+                   'freq_ae_c32', 'codec', 'classifier', 'classifier_mel']
+  config = study_lib.stage_config(study_lib.stages('full')[4], 'full', '/w', 'fma/small')
+  assert config.model.latent_channels == 64 and config.data.name == 'fma/small'
+  assert [s.name for s in study_lib.stages('quick')] == list(STAGES)
