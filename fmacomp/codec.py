@@ -123,9 +123,20 @@ def _check_chunk(chunk, header, index, path):
            f'chunk {index}: more than {MAX_CHUNK_BYTES} bytes')
 
 
-def _check_coverage(header, frames, path):
-  _require(frames * header.hop_samples >= header.num_samples, path,
+def check_coverage(header, frames, model_rate, path, tolerance=2):
+  """Raises InputError unless `frames` latent frames at `model_rate` span the header's audio.
+
+  `num_samples` counts the original's samples at `sample_rate`, `hop_samples` the model's at its
+  own rate, which the header does not carry: only the model's owner (`fmacomp.compress`) can
+  compare them. The frames must cover the resampled length (give or take `tolerance` samples of
+  resampler rounding) and not exceed it by a whole frame.
+  """
+  expected = header.num_samples * model_rate / header.sample_rate  # samples at the model rate
+  covered = frames * header.hop_samples
+  _require(covered >= expected - tolerance, path,
            f'chunks hold {frames} frames, too few for {header.num_samples} samples')
+  _require(covered - header.hop_samples < expected + tolerance, path,
+           f'chunks hold {frames} frames, more than {header.num_samples} samples need')
 
 
 def _header_len(name_len, channels, num_chunks):
@@ -143,7 +154,6 @@ def write_fmac(path, header, chunks):
   _require(1 <= len(chunks) <= MAX_CHUNKS, path, f'{len(chunks)} chunks outside [1, {MAX_CHUNKS}]')
   for index, chunk in enumerate(chunks):
     _check_chunk(chunk, header, index, path)
-  _check_coverage(header, sum(c.frames for c in chunks), path)
   name = header.model.encode('utf-8')
   header_len = _header_len(len(name), header.channels, len(chunks))
   fields = [int(v) for v in (header.channels, header.sample_rate, header.num_samples,
@@ -218,7 +228,6 @@ def _check_table(header, entries, header_len, size, path):
     end += sum(lengths)
   _require(end <= size, path, f'truncated file ({size} bytes, chunk table needs {end})')
   _require(end == size, path, f'{size - end} unexpected bytes after the last chunk')
-  _check_coverage(header, sum(e[1] for e in entries), path)
 
 
 def check_model(header, path, expected_model=None, expected_hash=None):

@@ -184,10 +184,22 @@ def test_write_is_atomic_and_refuses_what_it_cannot_represent(encoded, tmp_path)
     codec.write_fmac(out, header, [one_stream])
   with pytest.raises(errors.InputError, match='channels'):
     codec.write_fmac(out, dataclasses.replace(header, channels=9), [one_stream])
-  with pytest.raises(errors.InputError, match='too few'):
-    mono = dataclasses.replace(header, channels=1, stereo_mode='independent')
-    codec.write_fmac(out, mono, [one_stream])
   assert out.read_bytes() == b'previous' and os.listdir(tmp_path) == ['out.fmac']
+
+
+def test_coverage_is_checked_at_the_model_rate(encoded):
+  header = encoded[2]  # 4 s + 123 samples at 44.1 kHz, hop 256
+  frames = -(-NUM_SAMPLES // HOP)
+  codec.check_coverage(header, frames, RATE, 'x.fmac')
+  with pytest.raises(errors.InputError, match='too few'):
+    codec.check_coverage(header, frames - 1, RATE, 'x.fmac')
+  with pytest.raises(errors.InputError, match='more than'):
+    codec.check_coverage(header, frames + 1, RATE, 'x.fmac')
+  # The same file from a 16 kHz model: the frames cover the resampled length, not num_samples.
+  at_16k = -(-round(NUM_SAMPLES * 16000 / RATE) // HOP)
+  codec.check_coverage(header, at_16k, 16000, 'x.fmac')
+  with pytest.raises(errors.InputError, match='too few'):
+    codec.check_coverage(header, at_16k - 1, 16000, 'x.fmac')
 
 
 def regions(data):

@@ -1,0 +1,314 @@
+"""Audio file <-> .fmac file through a trained codec, in chunks, with bounded memory.
+
+Encoding streams the input (`audio.stream_blocks`, original rate), turns stereo into mid/side
+(M = (L + R) / 2, S = (L - R) / 2; other channel counts are coded independently), resamples to
+the model's rate and codes the signal in chunks of `chunk_s` seconds. Decoding reverses each
+step and writes exactly the original's sample rate, channels and number of samples.
+
+Chunks are independent and their seams are invisible. The canonical signal is the input
+extended by zeros on both sides (its latent likewise by zero frames); chunk k owns latent frames
+[a, b) and stores the symbols of [a - c, b + c) (c = `Codec.decoder_frames`, the decoder's
+receptive radius; not past the signal's ends), encoded from the audio of those frames plus
+`Codec.encoder_frames` of context either side. So every stored symbol equals the whole-signal
+encoder's, and every decoded sample sees the same symbols as a whole-signal decode: chunked and
+whole coding agree up to float rounding, at a cost of 2c frames of symbols per seam (about 1 %
+at 20 s chunks). Every chunk owns at least c frames, so the decoder needs no chunk size: the
+first and last chunks have context on one side only, all others on both.
+
+Memory: one chunk of audio and its network activations, plus the compressed bytes (about 1 %
+of the PCM). Network windows have a few fixed shapes, so a file compiles the codec once or twice.
+"""
+
+import dataclasses
+import os
+import time
+
+from absl import logging
+import numpy as np
+import soundfile as sf
+import soxr
+
+from fmacomp import audio
+from fmacomp import codec as fmac
+from fmacomp import errors
+from fmacomp import files
+from fmacomp import model_store
+from fmacomp.models import bottleneck
+
+CHUNK_S = 20.0  # seconds of audio per chunk (model rate)
+MAX_CHUNK_S = 120.0  # the decoder refuses longer chunks (bounds its memory on forged files)
+BLOCK_S = 5.0  # seconds read from the input at a time
+PROGRESS_S = 60.0  # log progress every minute of audio, for files longer than two
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+  """What a command reports: seconds of audio, bytes of the .fmac file, and their kbps."""
+  duration_s: float
+  bytes: int
+  operating_point: int
+
+  @property
+  def kbps(self):
+    return self.bytes * 8 / self.duration_s / 1000
+
+  def summary(self):
+    return f'duration_s={self.duration_s:.3f} bytes={self.bytes} kbps={self.kbps:.3f}'
+
+
+def _bucket(frames):
+  """Rounds up to 4 sizes per octave, so windows of any length share a few compiled shapes."""
+  quantum = 1 << max((int(frames).bit_length() - 3), 0)
+  return -(-frames // quantum) * quantum
+
+
+def _tail_sizes(frames, chunk, context):
+  """Own frames of the last chunks: at most `chunk` each, and at least `context` each."""
+  sizes = [chunk] * ((frames - 1) // chunk) + [frames - chunk * ((frames - 1) // chunk)]
+  if len(sizes) > 1 and sizes[-1] < context:
+    sizes[-2] -= context - sizes[-1]
+    sizes[-1] = context
+  return sizes
+
+
+class _Encoder:
+  """Consumes [channels, t] blocks at the model rate and emits chunks as soon as they can."""
+
+  def __init__(self, codec, channels, chunk_s):
+    self.codec, self.hop = codec, codec.hop
+    self.c, self.e = codec.decoder_frames, codec.encoder_frames
+    # A chunk must own at least 2c frames (see `_tail_sizes`) and outgrow its context.
+    self.chunk = max(int(round(chunk_s * codec.sample_rate / codec.hop)),
+                     2 * self.c + self.e + 1)
+    self.window = self.chunk + 2 * (self.c + self.e)  # frames per network call
+    self.start = -(self.c + self.e) * self.hop  # signal index of buffer[:, 0]
+    self.buffer = np.zeros((channels, -self.start), np.float32)  # the zeros before the signal
+    self.total, self.next_frame, self.chunks = 0, 0, []
+
+  def push(self, block):
+    self.buffer = np.concatenate([self.buffer, block], axis=1)
+    self.total += block.shape[1]
+    # A chunk is coded once its window is read; then the next chunk owns >= c + e frames.
+    while self.start + self.buffer.shape[1] >= (
+        self.next_frame + self.chunk + self.c + self.e) * self.hop:
+      self._code(self.next_frame, self.next_frame + self.chunk, self.window, last=False)
+      self.next_frame += self.chunk
+      drop = (self.next_frame - self.c - self.e) * self.hop - self.start
+      self.buffer, self.start = self.buffer[:, drop:], self.start + drop
+
+  def finish(self):
+    """Codes the rest; returns (chunks, samples at the model rate, frames)."""
+    frames = -(-self.total // self.hop)
+    a = self.next_frame
+    sizes = _tail_sizes(frames - a, self.chunk, self.c) if frames > a else []
+    for size in sizes:
+      # A file longer than a chunk keeps the streaming window: one compiled shape per model.
+      window = self.window if frames > self.chunk else _bucket(size + 2 * (self.c + self.e))
+      self._code(a, a + size, window, last=a + size == frames)
+      a += size
+    return self.chunks, self.total, frames
+
+  def _code(self, a, b, window, last):
+    """Stores symbols of frames [a - c, b + c) clipped to the signal, from one network call."""
+    left = min(self.c, a)
+    right = 0 if last else self.c
+    lo = (a - self.c - self.e) * self.hop - self.start  # window start in the buffer
+    x = self.buffer[:, lo:lo + window * self.hop]
+    x = np.pad(x, ((0, 0), (0, window * self.hop - x.shape[1])))  # zeros past the end
+    symbols = self.codec.to_symbols(x)  # [channels, window, C]
+    first = self.c + self.e - left
+    symbols = symbols[:, first:first + left + (b - a) + right]
+    streams = tuple(bottleneck.encode_symbols(s, self.codec.tables) for s in symbols)
+    self.chunks.append(fmac.Chunk(symbols.shape[1], streams))
+
+
+def _to_coded(x, stereo_mode):
+  """[t, C] original channels -> [channels coded, t]."""
+  if stereo_mode == 'mid_side':
+    return np.stack([(x[:, 0] + x[:, 1]) / 2, (x[:, 0] - x[:, 1]) / 2])
+  return np.ascontiguousarray(x.T)
+
+
+def _from_coded(y, stereo_mode):
+  """[channels coded, t] -> [t, C] original channels."""
+  if stereo_mode == 'mid_side':
+    return np.stack([y[0] + y[1], y[0] - y[1]], axis=1)
+  return np.ascontiguousarray(y.T)
+
+
+def _progress(verb, done_s, total_s, state):
+  if total_s > 2 * PROGRESS_S and done_s >= state['next']:
+    rate = done_s / max(time.time() - state['t0'], 1e-9)
+    logging.info('%s %.0f / %.0f s (%.0f %%, %.1fx real time)', verb, done_s, total_s,
+                 100 * done_s / total_s, rate)
+    state['next'] += PROGRESS_S
+
+
+def encode_file(in_path, out_path, codec, chunk_s=CHUNK_S):
+  """Encodes any audio file with `codec` (a `model_store.Codec`); writes `out_path` atomically.
+
+  Returns:
+    `Result` (duration of the original, bytes of the file).
+
+  Raises:
+    errors.AudioError / InputError: unreadable or empty audio, audio shorter than one latent
+      frame, more channels than the format holds, an output path that is a directory.
+  """
+  in_path, out_path = os.fspath(in_path), os.fspath(out_path)
+  if os.path.isdir(out_path):
+    raise errors.InputError(out_path, 'is a directory')
+  info = audio.audio_info(in_path)
+  if info.channels > fmac.MAX_CHANNELS:
+    raise errors.InputError(in_path, f'{info.channels} channels; .fmac holds at most '
+                                     f'{fmac.MAX_CHANNELS}')
+  stereo_mode = 'mid_side' if info.channels == 2 else 'independent'
+  resampler = None
+  if info.sample_rate != codec.sample_rate:
+    resampler = soxr.ResampleStream(info.sample_rate, codec.sample_rate, info.channels,
+                                    dtype='float32', quality='HQ')
+  encoder = _Encoder(codec, info.channels, chunk_s)
+  samples, state = 0, {'next': PROGRESS_S, 't0': time.time()}
+  blocks = audio.stream_blocks(in_path, block_s=BLOCK_S, mono=False)
+  for block in _with_last(blocks):
+    x, last = block
+    samples += x.shape[0]
+    if resampler is not None:
+      x = resampler.resample_chunk(x, last=last)
+    if x.shape[0]:
+      encoder.push(_to_coded(x, stereo_mode))
+    _progress('encoded', samples / info.sample_rate, info.duration_s, state)
+  chunks, model_samples, frames = encoder.finish()
+  if model_samples < codec.hop:
+    raise errors.InputError(in_path, (
+        f'too short: {samples} samples, less than one latent frame ({codec.hop} samples at '
+        f'{codec.sample_rate} Hz)'))
+  header = fmac.Header(model=codec.point.model, model_hash=codec.model_hash,
+                       sample_rate=info.sample_rate, channels=info.channels,
+                       num_samples=samples, latent_channels=codec.latent_channels,
+                       hop_samples=codec.hop, stereo_mode=stereo_mode,
+                       operating_point=codec.point.index)
+  fmac.check_coverage(header, frames, codec.sample_rate, out_path)
+  fmac.write_fmac(out_path, header, chunks)
+  return Result(samples / info.sample_rate, os.path.getsize(out_path), codec.point.index)
+
+
+def _with_last(blocks):
+  """Yields (block, is_last) pairs from an iterator (the resampler must know the last one)."""
+  previous = None
+  for block in blocks:
+    if previous is not None:
+      yield previous, False
+    previous = block
+  if previous is not None:
+    yield previous, True
+
+
+def read_header(in_path):
+  """The header and chunks of an .fmac file (CRCs checked, symbols still coded)."""
+  return fmac.read_fmac(os.fspath(in_path))
+
+
+def codec_for(header, path, model=None):
+  """The `Codec` that wrote a file: `model` (a Codec, a workdir or a shipped name) or, by
+  default, the shipped model the header names; checks the model name and weights hash."""
+  if isinstance(model, model_store.Codec):
+    fmac.check_model(header, path, model.point.model, model.model_hash)
+    return model
+  if model is None:
+    if header.model not in model_store.shipped_models():
+      raise errors.InputError(path, f'encoded with model {header.model!r}, which is not a '
+                                    'shipped model; pass --model=WORKDIR')
+    model = header.model
+  points = model_store.operating_points(model)
+  fmac.check_model(header, path, points[0].model)
+  # The header's operating point first; any other point with these weights will do.
+  order = sorted(points, key=lambda p: p.index != header.operating_point)
+  for point in order:
+    codec = model_store.Codec(point)
+    if codec.model_hash == header.model_hash:
+      return codec
+  fmac.check_model(header, path, expected_hash=codec.model_hash)  # raises: other weights
+  return codec
+
+
+def _layout(header, chunks, codec, path):
+  """(own frames, left context) of each chunk; checks them against the model and the header."""
+  if header.hop_samples != codec.hop or header.latent_channels != codec.latent_channels:
+    raise errors.InputError(path, (
+        f'header says hop {header.hop_samples} and {header.latent_channels} latent channels, '
+        f'the model has {codec.hop} and {codec.latent_channels}'))
+  c, n = codec.decoder_frames, len(chunks)
+  limit = int(MAX_CHUNK_S * codec.sample_rate / codec.hop) + 2 * c
+  layout = []
+  for k, chunk in enumerate(chunks):
+    left, right = (c if k > 0 else 0), (c if k < n - 1 else 0)
+    own = chunk.frames - left - right
+    if not 1 <= own or chunk.frames > limit:
+      raise errors.InputError(path, f'chunk {k}: {chunk.frames} frames do not fit the model '
+                                    f'(context {c}, at most {limit})')
+    layout.append((own, left))
+  fmac.check_coverage(header, sum(own for own, _ in layout), codec.sample_rate, path)
+  return layout
+
+
+def decode_chunks(header, chunks, codec, path):
+  """Yields float32 [channels coded, t] audio at the model rate, chunk by chunk."""
+  c = codec.decoder_frames
+  layout = _layout(header, chunks, codec, path)
+  window = _bucket(max(own for own, _ in layout) + 2 * c)  # one compiled shape per file
+  for (own, left), chunk in zip(layout, chunks):
+    symbols = np.zeros((header.channels, window, codec.latent_channels), np.int32)
+    for i, stream in enumerate(chunk.streams):
+      symbols[i, c - left:c - left + chunk.frames] = bottleneck.decode_symbols(
+          stream, codec.tables, (chunk.frames, codec.latent_channels), path)
+    yield codec.from_symbols(symbols)[:, c * codec.hop:(c + own) * codec.hop]
+
+
+def _output_format(path):
+  ext = os.path.splitext(path)[1].lstrip('.').upper()
+  if ext not in sf.available_formats():
+    raise errors.InputError(path, f'unknown output format {ext.lower()!r} (use .wav or .flac)')
+  return ext
+
+
+def decode_file(in_path, out_path, model=None, subtype='PCM_16'):
+  """Decodes an .fmac file to audio (16-bit WAV by default), atomically.
+
+  Args:
+    in_path: the .fmac file.
+    out_path: `.wav` (or `.flac`, ...): the original rate, channels and length.
+    model: a `model_store.Codec`, a workdir or a shipped name; None: the shipped model the
+      header names.
+    subtype: soundfile subtype of the output.
+
+  Returns:
+    `Result` of the .fmac file.
+
+  Raises:
+    errors.InputError: a truncated, corrupted or foreign file, or an unknown model.
+  """
+  in_path, out_path = os.fspath(in_path), os.fspath(out_path)
+  fmt = _output_format(out_path)
+  header, chunks = read_header(in_path)
+  codec = codec_for(header, in_path, model)
+  resampler = None
+  if header.sample_rate != codec.sample_rate:
+    resampler = soxr.ResampleStream(codec.sample_rate, header.sample_rate, header.channels,
+                                    dtype='float32', quality='HQ')
+  duration = header.num_samples / header.sample_rate
+  written, state = 0, {'next': PROGRESS_S, 't0': time.time()}
+  with files.atomic_path(out_path) as tmp:
+    with sf.SoundFile(tmp, 'w', samplerate=header.sample_rate, channels=header.channels,
+                      subtype=subtype, format=fmt) as out:
+      pieces = _with_last(decode_chunks(header, chunks, codec, in_path))
+      for y, last in pieces:
+        x = _from_coded(y, header.stereo_mode)  # [t, C]
+        if resampler is not None:
+          x = resampler.resample_chunk(x, last=last)
+        x = np.clip(x[:header.num_samples - written], -1.0, 1.0)
+        out.write(x)
+        written += x.shape[0]
+        _progress('decoded', written / header.sample_rate, duration, state)
+      # Resampler rounding can leave the output a sample or two short: pad with silence.
+      out.write(np.zeros((header.num_samples - written, header.channels), np.float32))
+  return Result(duration, os.path.getsize(in_path), header.operating_point)

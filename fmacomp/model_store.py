@@ -1,0 +1,223 @@
+"""Trained codecs by name or workdir: operating points, weights hash, frozen CDF tables.
+
+`--model` names a shipped model (a folder `fmacomp/shipped/<name>/`, laid out like a training
+workdir) or any training workdir. A model has one or more operating points: a workdir is one;
+a sweep workdir (`sweep/<run>/`, `fmacomp.sweep`) has one per finished run, ordered by bitrate.
+Each operating point is a best checkpoint; `load(point)` returns a `Codec` ready to code.
+
+Integer CDF tables (DESIGN.md: the checkpoint carries everything decoding needs) live in the
+checkpoint's step folder, `checkpoints/best/<step>/cdf_tables.npz`, with the params checksum they
+were frozen from. `export_tables` writes them (atomically; the first encode of a workdir does it
+if training did not); from then on encoder and decoder read the same integers and never
+recompute them from floats. A shipped model ships its tables.
+"""
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+
+from absl import logging
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fmacomp import checkpointing
+from fmacomp import codec as fmac
+from fmacomp import errors
+from fmacomp import files
+from fmacomp import models
+from fmacomp.models import bottleneck
+
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
+TABLES_FILE = 'cdf_tables.npz'
+CODECS = ('conv_codec',)
+
+
+def shipped_models():
+  """Names of the shipped models: the sub-folders of `SHIPPED_DIR` that hold a config.json."""
+  if not os.path.isdir(SHIPPED_DIR):
+    return []
+  return sorted(n for n in os.listdir(SHIPPED_DIR)
+                if os.path.isfile(os.path.join(SHIPPED_DIR, n, 'config.json')))
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatingPoint:
+  """One trained codec of a model: its workdir and its validation bitrate (kbps)."""
+  model: str  # the name files carry: a shipped name, or the config's model name
+  index: int
+  workdir: str
+  kbps: float
+
+
+def _best_kbps(workdir):
+  """kbps_estimated of the validation record at the best (lowest loss) evaluation; nan if none."""
+  best = None
+  path = os.path.join(workdir, 'metrics.jsonl')
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        record = json.loads(line)
+        if record.get('split') == 'validation' and (best is None or
+                                                     record['loss'] <= best['loss']):
+          best = record
+  return float(best.get('kbps_estimated', 'nan')) if best else float('nan')
+
+
+def operating_points(spec):
+  """The operating points of a shipped model name or a workdir, lowest bitrate first.
+
+  Raises:
+    errors.InputError(spec, reason): neither a shipped name nor a codec workdir.
+  """
+  if spec in shipped_models():
+    root, name = os.path.join(SHIPPED_DIR, spec), spec
+  elif os.path.isfile(os.path.join(spec, 'config.json')):
+    root, name = os.path.abspath(spec), None
+  else:
+    shipped = ', '.join(shipped_models()) or 'none yet'
+    raise errors.InputError(spec, f'unknown model: not a training workdir and not a shipped '
+                                  f'model (shipped: {shipped})')
+  sweep_dir = os.path.join(root, 'sweep')
+  runs = [os.path.join(sweep_dir, r) for r in sorted(os.listdir(sweep_dir))] if os.path.isdir(
+      sweep_dir) else []
+  runs = [r for r in runs if os.path.isdir(checkpointing.checkpoint_dir(r, checkpointing.BEST))]
+  workdirs = runs or [root]
+  config = checkpointing.load_config(workdirs[0])
+  if config.model.name not in CODECS:
+    raise errors.InputError(spec, f'model {config.model.name!r} is not a codec '
+                                  f'(codecs: {", ".join(CODECS)})')
+  name = name or config.model.name
+  points = sorted(((_best_kbps(w), w) for w in workdirs), key=lambda p: (np.nan_to_num(p[0]), p[1]))
+  return [OperatingPoint(name, i, w, kbps) for i, (kbps, w) in enumerate(points)]
+
+
+def nearest(points, kbps):
+  """The operating point whose bitrate is nearest `kbps` on a log scale (None: the first)."""
+  if kbps is None:
+    return points[0]
+  if kbps <= 0:
+    raise errors.InputError('--kbps', f'must be positive, got {kbps}')
+  known = [p for p in points if np.isfinite(p.kbps) and p.kbps > 0] or points[:1]
+  return min(known, key=lambda p: abs(np.log(max(p.kbps, 1e-9) / kbps)))
+
+
+def _step_dir(workdir, step):
+  for which in (checkpointing.BEST, checkpointing.LATEST):
+    path = os.path.join(checkpointing.checkpoint_dir(workdir, which), str(step))
+    if os.path.isdir(path):
+      return path
+  raise errors.InputError(workdir, f'checkpoint step {step} has no folder')
+
+
+def params_checksum(params):
+  """train.py's `params_checksum` (sha256 over leaves in sorted key-path order, native dtype,
+  little-endian), computed here so that coding never imports the trainer (optax, grain,
+  tensorboardX, which imports torch when it is installed); a test keeps the two equal."""
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  digest = hashlib.sha256()
+  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
+  return digest.hexdigest()
+
+
+def _freeze_tables(model, variables):
+  return bottleneck.cdf_tables(model.make_bottleneck(),
+                               {'params': variables['params']['bottleneck']})
+
+
+def export_tables(workdir):
+  """Freezes the best checkpoint's prior into integer tables beside it; returns their path."""
+  model, variables, step = _restore(workdir)
+  path = os.path.join(_step_dir(workdir, step), TABLES_FILE)
+  tables = _freeze_tables(model, variables)
+  with files.atomic_path(path) as tmp:
+    with open(tmp, 'wb') as f:
+      np.savez(f, cdf=tables['cdf'], params_checksum=params_checksum(variables['params']))
+  return path
+
+
+def _restore(workdir):
+  config = checkpointing.load_config(workdir)
+  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}
+  model = models.get_model(kwargs.pop('name'), **kwargs)
+  variables, step = checkpointing.load_params(workdir)
+  return model, variables, step
+
+
+def _tables(workdir, step, model, variables, checksum):
+  """The stored tables of this checkpoint; frozen and stored on first use."""
+  path = os.path.join(_step_dir(workdir, step), TABLES_FILE)
+  if not os.path.exists(path):
+    try:
+      export_tables(workdir)
+    except OSError as e:  # a read-only model folder: code with tables made now, say so
+      logging.warning('%s: cannot store CDF tables (%s); using tables frozen in memory', path, e)
+      return _freeze_tables(model, variables)
+  with np.load(path) as stored:
+    if str(stored['params_checksum']) != checksum:
+      raise errors.InputError(path, 'CDF tables were frozen from other weights')
+    tables = {'cdf': stored['cdf']}
+  try:
+    bottleneck.check_tables(tables)
+  except ValueError as e:
+    raise errors.InputError(path, str(e)) from None
+  return tables
+
+
+class Codec:
+  """A loaded operating point: the network, its weights, hash and integer tables.
+
+  Attributes:
+    point: the `OperatingPoint`.
+    model: the `ConvCodec` module.
+    sample_rate, hop, latent_channels: the model's.
+    encoder_frames: context the encoder needs either side of a chunk, in frames.
+    decoder_frames: context the decoder needs (symbols stored twice at chunk boundaries).
+    model_hash: the 16 bytes a header carries (`codec.weights_hash` of the params checksum).
+    tables: {'cdf': int32 [C, 2L + 2]}.
+  """
+
+  def __init__(self, point):
+    self.point = point
+    self.model, self.variables, step = _restore(point.workdir)
+    checksum = params_checksum(self.variables['params'])
+    self.model_hash = fmac.weights_hash(checksum)
+    self.tables = _tables(point.workdir, step, self.model, self.variables, checksum)
+    self.sample_rate, self.hop = int(self.model.sample_rate), self.model.hop
+    self.latent_channels = self.model.latent_channels
+    encoder_samples, self.decoder_frames = self.model.context()
+    self.encoder_frames = -(-encoder_samples // self.hop)
+    self._variables = jax.device_put(self.variables)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _to_symbols(self, variables, x):
+    return self.model.apply(variables, x, method='to_symbols')
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _from_symbols(self, variables, symbols):
+    return self.model.apply(variables, symbols, method='from_symbols')
+
+  def to_symbols(self, x):
+    """Audio [B, frames * hop] at the model rate -> int32 symbols [B, frames, C] (numpy)."""
+    return np.asarray(self._to_symbols(self._variables, jnp.asarray(x, jnp.float32)))
+
+  def from_symbols(self, symbols):
+    """int symbols [B, frames, C] -> float32 audio [B, frames * hop] (numpy)."""
+    return np.asarray(self._from_symbols(self._variables, jnp.asarray(symbols, jnp.int32)))
+
+  def estimated_bits(self, symbols):
+    """The float prior's bits for int symbols [..., C] (what training called the rate)."""
+    y = jnp.asarray(symbols, jnp.float32)[None]
+    bits = self.model.apply(self.variables, y, method=lambda m, v: m.bottleneck.bits(v))
+    return float(bits[0])
+
+
+def load(spec, kbps=None):
+  """The `Codec` of a shipped name or workdir, at the operating point nearest `kbps`."""
+  point = nearest(operating_points(spec), kbps)
+  return Codec(point)

@@ -1,0 +1,27 @@
+r"""Decodes an .fmac file: `python launch/decode.py IN.fmac OUT.wav [--model=WORKDIR]`.
+
+The header names the model and the hash of its weights: a shipped model is found by name; any
+other needs `--model=WORKDIR` (a workdir or a shipped name), whose weights must match the hash.
+Writes 16-bit PCM (`.wav`, or `.flac` by extension) at the original's sample rate, channel count
+and length. The last stdout line is `duration_s=... bytes=... kbps=...` of the .fmac file.
+"""
+
+from absl import flags
+
+from fmacomp import cli
+from fmacomp import compress
+from fmacomp import errors
+
+flags.DEFINE_string('model', '', 'Workdir (or shipped name) of a model that is not shipped.')
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) != 3:
+    raise errors.InputError(argv[0], 'usage: decode.py IN.fmac OUT.wav [--model=WORKDIR]')
+  result = compress.decode_file(argv[1], argv[2], FLAGS.model or None)
+  print(result.summary(), flush=True)
+
+
+if __name__ == '__main__':
+  cli.run(main)

@@ -1,0 +1,42 @@
+"""One trained `codec.py:tiny` workdir per test session, shared by the codec test modules.
+
+Trained in-process on the session's synthetic_music/tiny build (tests/conftest.py), then its CDF
+tables are exported as a user's workdir would have them. The first module that asks trains
+(about a minute on a loaded 2-core machine); later modules find the finished workdir (marked by
+a DONE file under the session's base temp dir) and reuse it.
+"""
+
+from fmacomp import model_store
+from fmacomp import train
+from fmacomp.configs import codec as codec_config
+
+DONE = 'DONE'
+
+
+def workdir(tmp_path_factory, data_dir):
+  """The trained workdir (a pathlib.Path)."""
+  root = tmp_path_factory.getbasetemp() / 'tiny_codec'
+  path = root / 'workdir'
+  if not (root / DONE).exists():
+    config = codec_config.get_config('tiny')
+    config.data.data_dir = str(data_dir)
+    train.train_and_evaluate(config, str(path))
+    model_store.export_tables(str(path))
+    (root / DONE).write_text('')
+  return path
+
+
+def synthetic_music(seconds, rate, channels=1, seed=99):
+  """Held-out music: synthetic_music tracks of a seed the tiny build (seed 0) never used.
+
+  Returns float32 [T] (mono) or [T, channels]: channel i is track i of the style cycle, panned.
+  """
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from fmacomp.datasets import synth  # pylint: disable=g-import-not-at-top
+  from fmacomp.datasets import synthetic_music as sm  # pylint: disable=g-import-not-at-top
+  tracks = [synth.render(sm.compose_track(seed, i % 8, i, seconds), rate)[:int(seconds * rate)]
+            for i in range(max(channels, 2))]
+  if channels == 1:
+    return np.asarray(tracks[0], np.float32)
+  mix = [0.7 * tracks[i] + 0.3 * tracks[(i + 1) % len(tracks)] for i in range(channels)]
+  return np.stack(mix, axis=1).astype(np.float32)
