@@ -16,7 +16,22 @@ standard deviation over seeds.
 
 Every number in results.json sits in a record that names its split, its runs (whose configs
 and seeds are under `runs`) and how many clips or seeds it averages. The listening clips of
-the report are written as FLAC under eval/audio/.
+the report are written as FLAC under eval/audio/. results.json (schema_version 1):
+
+  dataset, settings, runs{name: {workdir, kind, group, model, seed, config}}, skipped, clips
+  compression.rows[]      name, family (fmacomp|mp3|opus|resampling), kind, split, runs, seeds,
+                          setting, kbps_nominal, kbps_measured (None: no file), per_clip,
+                          metrics{name: {mean, std, n, over: clips|seeds} or None}
+  reference_table.rows[]  latent_channels, reference_kbps, reference_rmse, kbps_nominal,
+                          kbps_measured, seed_spectral_rmse (a metrics record), row
+  genre.classifiers[]     name, frontend, encoder, segment_accuracy, song_accuracy (records),
+                          runs[]{run, seed, step, segment|song: {accuracy, n, confusion,
+                          per_class[]{label, precision, recall, support, predicted}}}
+  genre.compressed        status (pending|done), reason, rows
+  latent.projections[]    name, run, n, labels, label_names, pca|tsne: {points,
+                          neighbour_agreement}
+  listening[]             clip, track_id, label, items[]{name, row, sample_rate, path}
+  timing_s                seconds per part
 """
 
 import dataclasses
@@ -139,6 +154,9 @@ def discover_runs(workdir, run_dirs=()):
       skipped.append({'workdir': path, 'reason': reason})
     else:
       runs.append(Run(name, group, path, config, kind))
+  names = [r.name for r in runs]
+  if len(set(names)) != len(names):
+    raise errors.InputError(workdir, f'two runs share a name: {sorted(names)}')
   return runs, skipped
 
 
@@ -305,8 +323,7 @@ def evaluate(workdir, options=None):
   projections = _projections(runs, builder, options)
   timing['projections'] = time.time() - t0 - sum(timing.values())
 
-  eval_dir = os.path.join(workdir, 'eval')
-  audio_tmp = os.path.join(eval_dir, 'audio.tmp')
+  audio_tmp = os.path.join(workdir, 'eval', 'audio.tmp')
   shutil.rmtree(audio_tmp, ignore_errors=True)
   listening = _listening(rows, kept, clips, audio_tmp, options, label_names)
   results = {
@@ -332,14 +349,20 @@ def evaluate(workdir, options=None):
   }
   timing['total'] = time.time() - t0
   results['timing_s'] = timing
+  _write(workdir, results, audio_tmp)
+  logging.info('evaluate: done in %.0f s', timing['total'])
+  return results
+
+
+def _write(workdir, results, audio_tmp):
+  """Moves the listening clips into eval/audio/, then writes results.json and results.md."""
+  eval_dir = os.path.join(workdir, 'eval')
   audio_dir = os.path.join(eval_dir, 'audio')
   shutil.rmtree(audio_dir, ignore_errors=True)
   os.replace(audio_tmp, audio_dir)
   files.write_text_atomic(os.path.join(eval_dir, 'results.json'),
                          json.dumps(results, indent=1, default=_json_default))
   files.write_text_atomic(os.path.join(eval_dir, 'results.md'), results_md.format_results(results))
-  logging.info('evaluate: done in %.0f s', timing['total'])
-  return results
 
 
 def _json_default(value):

@@ -91,8 +91,10 @@ def summarize(per_clip):
 
 def make_row(name, family, per_clip, *, kbps_nominal=None, kbps_measured=None, **fields):
   """One rate-distortion row (see the module docstring for the two bitrates)."""
+  per_metric = {m: [d.get(m) for d in per_clip] for m in metrics_lib.METRICS}
   return dict(name=name, family=family, split='test', kbps_nominal=kbps_nominal,
-              kbps_measured=kbps_measured, metrics=summarize(per_clip), **fields)
+              kbps_measured=kbps_measured, metrics=summarize(per_clip), per_clip=per_metric,
+              **fields)
 
 
 def plot_kbps(row):
@@ -115,7 +117,7 @@ def combine_seeds(group, members):
   if len(members) == 1:
     return dict(members[0], name=group)
   row = dict(members[0], name=group, runs=[r for m in members for r in m['runs']],
-             seeds=[s for m in members for s in m['seeds']], per_seed=members)
+             seeds=[s for m in members for s in m['seeds']], per_seed=members, per_clip=None)
   row['metrics'] = {name: over_seeds([(m['metrics'].get(name) or {}).get('mean')
                                        for m in members])
                     for name in members[0]['metrics'] if name != 'skipped'}
