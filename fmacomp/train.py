@@ -114,6 +114,14 @@ def _write_config(config, workdir):
       f.write(config.to_json(indent=2, sort_keys=True))
 
 
+def _record_step(line):
+  """The step of a metrics.jsonl line; infinite for a line a killed run left half-written."""
+  try:
+    return json.loads(line)['step']
+  except (ValueError, KeyError, TypeError):
+    return float('inf')
+
+
 class _MetricWriter:
   """metrics.jsonl + TensorBoard, on process 0 only.
 
@@ -127,7 +135,7 @@ class _MetricWriter:
       path = os.path.join(workdir, 'metrics.jsonl')
       if resume_step is not None and os.path.exists(path):
         with open(path) as f:
-          kept = [line for line in f if json.loads(line)['step'] <= resume_step]
+          kept = [line for line in f if _record_step(line) <= resume_step]
         files.write_text_atomic(path, ''.join(kept))
       self.jsonl = open(path, 'a')
       self.tb = tensorboardX.SummaryWriter(
@@ -167,6 +175,9 @@ def train_and_evaluate(config, workdir):
 
   # --- Mesh, task, optimiser ---------------------------------------------------------------
   mesh = make_mesh(config)
+  if config.batch_size % mesh.size:
+    raise errors.InputError('config.batch_size', (
+        f'{config.batch_size} is not divisible by the {mesh.size} devices of the data axis'))
   replicated = jax.NamedSharding(mesh, jax.P())
   batch_sharding = jax.NamedSharding(mesh, jax.P('data'))
   task = tasks.make_task(config, builder)

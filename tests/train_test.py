@@ -115,6 +115,16 @@ def test_check_finite_returns_host_metrics_or_names_the_first_bad_step():
     train._check_finite(pending)  # pylint: disable=protected-access
 
 
+def test_a_resumed_metric_writer_drops_records_after_the_checkpoint(tmp_path):
+  lines = [json.dumps({'step': s, 'split': 'train', 'loss': 1.0}) + '\n' for s in range(1, 6)]
+  (tmp_path / 'metrics.jsonl').write_text(''.join(lines) + '{"step": 6, "spl')  # killed mid-write
+  writer = train._MetricWriter(str(tmp_path), resume_step=3)  # pylint: disable=protected-access
+  writer.write(4, 'train', {'loss': 0.5})
+  writer.close()
+  assert [r['step'] for r in _records(tmp_path, 'train')] == [1, 2, 3, 4]
+  assert _records(tmp_path, 'train')[-1]['loss'] == 0.5
+
+
 def test_train_step_reports_the_loss_and_norms_of_its_update():
   def loss_fn(params, extra, batch, rng):
     del extra, rng

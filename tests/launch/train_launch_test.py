@@ -77,6 +77,19 @@ def test_bad_input_is_one_line_and_exit_2(launcher, tmp_path, args, expect):
   assert not (tmp_path / 'w' / 'checkpoints').exists()
 
 
+def test_a_batch_the_devices_cannot_split_is_one_line_and_exit_2(launcher, tiny_data_dir,
+                                                                  tmp_path):
+  result = launcher.run(
+      'train.py', f'--config={launcher.configs}/time_ae.py:tiny',
+      '--config.data.name=synthetic_music/tiny', f'--config.data.data_dir={tiny_data_dir}',
+      '--config.batch_size=6', f'--workdir={tmp_path / "w"}',
+      env=launcher.env(XLA_FLAGS='--xla_force_host_platform_device_count=4'))
+  assert result.returncode == 2, result.stderr[-2000:]
+  assert result.stdout == ''
+  assert error_lines(result.stderr) == [result.stderr.splitlines()[-1]] == [
+      'fmacomp: error: config.batch_size: 6 is not divisible by the 4 devices of the data axis']
+
+
 # --- Resume ---------------------------------------------------------------------------------
 
 def _kill_during_a_save(launcher, flags, workdir, log, after_step):
