@@ -25,6 +25,7 @@ import time
 from absl import logging
 
 from fmacomp import datasets
+from fmacomp import errors
 from fmacomp import evaluate
 from fmacomp import files
 from fmacomp import report
@@ -88,10 +89,14 @@ def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
 
 
 class _Progress:
-  """One log line as each stage starts and ends, with its time against its budget."""
+  """One log line as each stage starts and ends, with its time against its budget.
 
-  def __init__(self, size, names):
+  `timings` holds each stage's seconds; a skipped stage keeps the time of the run that did it.
+  """
+
+  def __init__(self, size, names, timings):
     self.budgets, self.names, self.t0 = BUDGETS_S.get(size, {}), names, time.time()
+    self.timings = dict(timings)
 
   def start(self, name, note=''):
     self.name, self.started = name, time.time()
@@ -104,15 +109,27 @@ class _Progress:
     took, budget = time.time() - self.started, self.budgets.get(self.name)
     if skipped:
       logging.info('[study] %s: already done, skipped', self.name)
-    elif budget and took > budget:
+      return
+    self.timings[self.name] = took
+    if budget and took > budget:
       logging.warning('[study] %s took %.0f s, over its %d s budget', self.name, took, budget)
     else:
       logging.info('[study] %s took %.0f s', self.name, took)
-    return took
+
+
+def _check_same_config(config, stage_dir):
+  """A stage's workdir must hold this config (not another size's or dataset's)."""
+  path = os.path.join(stage_dir, 'config.json')
+  if os.path.exists(path):
+    with open(path) as f:
+      if json.load(f) != json.loads(config.to_json()):
+        raise errors.InputError(stage_dir, 'holds a run of another config (another size or '
+                                'dataset?); use a new --workdir')
 
 
 def _train_stage(stage, config, stage_dir):
   """Trains unless DONE; returns (params_checksum, trained_now)."""
+  _check_same_config(config, stage_dir)
   done = os.path.join(stage_dir, DONE)
   if os.path.exists(done):
     with open(done) as f:
@@ -145,6 +162,15 @@ def _report_stage(workdir):
   return report.write_report(workdir), True
 
 
+def _previous_timings(workdir):
+  """Stage times of an earlier run of this study (a resumed stage keeps its time)."""
+  path = os.path.join(workdir, 'study.json')
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f).get('timing_s', {})
+
+
 def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir='',
               size='quick', out=print):
   """Runs (or resumes) every stage; returns the report's path. `out` prints result lines."""
@@ -153,12 +179,12 @@ def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir
   workdir = os.path.abspath(workdir)
   os.makedirs(workdir, exist_ok=True)
   names = ['data'] + [s.name for s in stages(size)] + ['evaluate', 'report']
-  progress, timings = _Progress(size, names), {}
+  progress = _Progress(size, names, _previous_timings(workdir))
 
   progress.start('data', f': {dataset}')
   builder = datasets.prepare(dataset, data_dir=data_dir or None, manual_dir=manual_dir or None)
   out(summary_lib.format_summary(summary_lib.summarize(builder)))
-  timings['data'] = progress.end()
+  progress.end()
 
   results, checksums = {}, {}
   for stage in stages(size):
@@ -166,21 +192,22 @@ def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir
     stage_dir = os.path.join(workdir, stage.name)
     config = stage_config(stage, size, workdir, dataset, data_dir, manual_dir)
     checksums[stage.name], trained = _train_stage(stage, config, stage_dir)
-    timings[stage.name] = progress.end(skipped=not trained)
+    progress.end(skipped=not trained)
     results[stage.name] = sweep.final_validation(stage_dir)
     out(' '.join([f'stage={stage.name}'] +
                  [f'{k}={v:.6g}' for k, v in sorted(results[stage.name].items())]))
 
   progress.start('evaluate')
   ran = _evaluate_stage(workdir, size, checksums)
-  timings['evaluate'] = progress.end(skipped=not ran)
+  progress.end(skipped=not ran)
   out(f'stage=evaluate results={evaluate.results_path(workdir)}')
   progress.start('report')
   path, ran = _report_stage(workdir)
-  timings['report'] = progress.end(skipped=not ran)
+  progress.end(skipped=not ran)
 
   files.write_text_atomic(os.path.join(workdir, 'study.json'), json.dumps(
       {'dataset': dataset, 'size': size, 'validation': results, 'results':
-       evaluate.results_path(workdir), 'report': path, 'timing_s': timings}, indent=1))
+       evaluate.results_path(workdir), 'report': path, 'timing_s': progress.timings},
+      indent=1))
   logging.info('[study] done in %.0f s', time.time() - progress.t0)
   return path

@@ -125,7 +125,8 @@ def test_latent_projections_and_listening_files(study, results):
 def test_a_sweep_is_summarised_over_seeds(study, results, tmp_path):
   # Two seeds of one run (copies of the same checkpoint): mean = that run's value, std 0.
   for seed in (0, 1):
-    shutil.copytree(study.workdir / 'time_ae', tmp_path / 'time_ae' / 'sweep' / f'seed={seed}')
+    for stage in ('time_ae', 'classifier_mel'):
+      shutil.copytree(study.workdir / stage, tmp_path / stage / 'sweep' / f'seed={seed}')
   out = evaluate.evaluate(tmp_path, evaluate.PRESETS['smoke'])
   (row,) = [r for r in out['compression']['rows'] if r['family'] == 'fmacomp']
   assert row['name'] == 'time_ae/sweep' and row['runs'] == ['time_ae/sweep/seed=0',
@@ -135,6 +136,11 @@ def test_a_sweep_is_summarised_over_seeds(study, results, tmp_path):
   assert (mel['n'], mel['over'], mel['std']) == (2, 'seeds', 0.0)
   assert mel['mean'] == pytest.approx(single['metrics']['mel_distance']['mean'], rel=1e-6)
   assert (tmp_path / 'eval' / 'results.md').read_text().count('time_ae/sweep') >= 2
+  (mel,) = out['genre']['classifiers']
+  single = next(c for c in results['genre']['classifiers'] if c['name'] == 'classifier_mel')
+  assert mel['name'] == 'classifier_mel/sweep' and len(mel['runs']) == 2
+  assert mel['song_accuracy'] == {'mean': single['song_accuracy']['mean'], 'std': 0.0, 'n': 2,
+                                  'over': 'seeds'}
 
 
 def test_discovery_skips_runs_without_checkpoints(study, tmp_path):

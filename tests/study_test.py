@@ -48,6 +48,16 @@ def test_rerunning_resumes_without_training_or_evaluating_again(study):
   assert again.stdout.strip().splitlines()[-1] == study.run.stdout.strip().splitlines()[-1]
   assert [p.stat().st_mtime_ns for p in watched] == before
   assert again.stderr.count('already done, skipped') == len(STAGES) + 2
+  timings = json.loads((study.workdir / 'study.json').read_text())['timing_s']
+  assert all(timings[s] > 0.5 for s in STAGES)  # the times of the run that trained them
+
+
+def test_another_size_in_the_same_workdir_is_refused(study):
+  run = smoke_study.run_main(study.workdir, study.data_dir)  # quick, over smoke's stages
+  assert run.returncode == 2 and 'report=' not in run.stdout
+  assert run.stderr.strip().splitlines()[-1] == (
+      f'fmacomp: error: {study.workdir / "time_ae"}: holds a run of another config (another '
+      'size or dataset?); use a new --workdir')
 
 
 def test_smoke_and_full_together_is_a_usage_error(tmp_path):
