@@ -93,9 +93,9 @@ def _compression(results):
     points = [(r['family'], r['name'], rd.plot_kbps(r),
                (r['metrics'].get(metric) or {}).get('mean'), r['kbps_measured'] is None)
               for r in rows]
-    plots.append(_img(figures.rate_distortion(points, label, label.split(' (')[0]),
-                      f'{label} against kbps' + ('' if metric != 'visqol' else
-                                                 ' (ViSQOL was not computed: --visqol_clips=0)')))
+    figure = figures.rate_distortion(points, label, label.split(' (')[0])
+    missing = ' (not computed: --visqol_clips=0)' if figure is None else ''
+    plots.append(_img(figure, f'{label} against kbps{missing}'))
   parts.append(f'<div class="row">{"".join(plots)}</div>')
   body = [[html.escape(r['name']), html.escape(r.get('setting', '')),
            _num(results, f'compression.rows.{i}.kbps_nominal'),
