@@ -1,0 +1,205 @@
+"""Training-step benchmark: fmacomp's jitted train step, beside a PyTorch eager peer.
+
+  python benchmarks/train_bench.py --model=freq_ae --batch=16 [--steps=10] [--torch]
+  python benchmarks/train_bench.py --model=time_ae --batch=32 --torch
+
+Times `fmacomp.train.train_step` (the loop's own step: value_and_grad, Adam, norms, donation)
+on random audio of the model's full reference crop (freq_ae: 65,536 samples at 8 kHz, latent
+--latent; time_ae: 65,536 at 44.1 kHz), after compilation, whose time is reported apart.
+Both frameworks run --rounds alternating rounds of --steps steps; each keeps its best round.
+With --torch the same architecture, batch, loss and optimiser (Adam, 1e-3) run in PyTorch
+eager mode in the same process, with the same thread count, and `ratio` = fmacomp / torch
+examples per second. Both frameworks are held to --threads CPUs (process affinity, and
+torch.set_num_threads). torch is a benchmark-only dependency (`pip install torch==2.13.0`).
+
+Ends with `name=value` lines on stdout, the last one `examples_per_s=<fmacomp's>`.
+"""
+
+import functools
+import os
+import time
+
+from absl import flags
+from absl import logging
+import numpy as np
+
+from fmacomp import cli
+from fmacomp import errors
+
+_MODEL = flags.DEFINE_enum('model', 'freq_ae', ['freq_ae', 'time_ae'], 'Model to train.')
+_BATCH = flags.DEFINE_integer('batch', 0, 'Batch size (0: the full config\'s).')
+_STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per round (after 2 warm-up steps).')
+_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating timing rounds; the best counts.')
+_LATENT = flags.DEFINE_integer('latent', 128, 'freq_ae latent channels C.')
+_THREADS = flags.DEFINE_integer('threads', 2, 'CPU threads for both frameworks.')
+_TORCH = flags.DEFINE_bool('torch', False, 'Also time the PyTorch eager peer.')
+_WARMUP = 2
+
+
+def _config():
+  from fmacomp.configs import freq_ae, time_ae  # pylint: disable=g-import-not-at-top
+  if _MODEL.value == 'freq_ae':
+    return freq_ae.get_config(f'latent={_LATENT.value}')
+  return time_ae.get_config('')
+
+
+def _audio(batch, length, seed=0):
+  return (0.1 * np.random.default_rng(seed).standard_normal((batch, length))).astype(np.float32)
+
+
+class _Stepper:
+  """Runs a framework's training step; `seconds_per_step(n)` times n steps after warm-up."""
+
+  def __init__(self, step, state, batch):
+    self.step, self.state, self.batch = step, state, batch
+    self.seconds_per_step(_WARMUP)
+
+  def seconds_per_step(self, steps):
+    start = time.perf_counter()
+    for _ in range(steps):
+      self.state, out = self.step(self.state, self.batch)
+    if hasattr(out, 'block_until_ready'):
+      out.block_until_ready()  # jax dispatches asynchronously; torch on CPU does not
+    return (time.perf_counter() - start) / steps
+
+
+def fmacomp_stepper(config, batch_size):
+  """(stepper, compile seconds) of `train.train_step` at the config's crop, on random audio."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from fmacomp import models, tasks, train  # pylint: disable=g-import-not-at-top
+
+  model = models.get_model(config.model.name, **tasks.model_kwargs(config.model))
+  length = int(round(config.crop_s * config.sample_rate))
+  x = jax.numpy.asarray(_audio(batch_size, length))
+  variables = model.init(jax.random.key(0), x[:1])
+  params = variables.pop('params')
+  state = train.TrainState.create(apply_fn=None, params=params, tx=train.make_optimizer(config),
+                                  extra=variables,
+                                  loss_fn=functools.partial(tasks._autoencoder_loss, model))  # pylint: disable=protected-access
+  rng = jax.random.key(1)
+  start = time.perf_counter()
+  compiled = jax.jit(train.train_step, donate_argnums=(0,)).lower(
+      state, {'audio': x}, rng).compile()
+  compile_s = time.perf_counter() - start
+
+  def step(state, batch):
+    state, metrics = compiled(state, batch, rng)
+    return state, metrics['loss']
+
+  return _Stepper(step, state, {'audio': x}), compile_s
+
+
+def _torch_model(name, config):
+  import torch  # pylint: disable=g-import-not-at-top
+  from torch import nn  # pylint: disable=g-import-not-at-top
+
+  class TimeAE(nn.Module):
+    """Conv1d 1->64 (512, /256), ReLU, 1x1 -> 32, ReLU; mirrored decoder. MSE on x/std."""
+
+    def __init__(self, m):
+      super().__init__()
+      self.enc = nn.Sequential(nn.Conv1d(1, m.hidden_channels, m.kernel_size, m.stride),
+                               nn.ReLU(), nn.Conv1d(m.hidden_channels, m.latent_channels, 1),
+                               nn.ReLU())
+      self.dec = nn.Sequential(nn.ConvTranspose1d(m.latent_channels, m.hidden_channels, 1),
+                               nn.ReLU(),
+                               nn.ConvTranspose1d(m.hidden_channels, 1, m.kernel_size, m.stride))
+
+    def forward(self, x):
+      target = x[:, None]  # normalisation statistics are constants: (x - 0) / 1 here
+      return self.dec(self.enc(target)), target
+
+  class FreqAE(nn.Module):
+    """STFT re/im -> Conv2d 2->8->32 (5x5, /2) -> (62x1) -> C; mirrored decoder. MSE on STFT."""
+
+    def __init__(self, m):
+      super().__init__()
+      self.n_fft, self.hop = m.n_fft, m.hop
+      self.register_buffer('window', torch.hann_window(m.n_fft))
+      w1, w2 = m.widths
+      height = ((m.n_fft // 2 + 1 - 5) // 2 + 1 - 5) // 2 + 1  # 62
+      self.enc = nn.Sequential(nn.Conv2d(2, w1, 5, 2), nn.ReLU(), nn.Conv2d(w1, w2, 5, 2),
+                               nn.ReLU(), nn.Conv2d(w2, m.latent_channels, (height, 1)),
+                               nn.ReLU())
+      self.dec = nn.Sequential(nn.ConvTranspose2d(m.latent_channels, w2, (height, 1)),
+                               nn.ReLU(), nn.ConvTranspose2d(w2, w1, 5, 2), nn.ReLU(),
+                               nn.ConvTranspose2d(w1, 2, 5, 2))
+
+    def forward(self, x):
+      spec = torch.stft(x, self.n_fft, self.hop, window=self.window, center=True,
+                        pad_mode='reflect', return_complex=True)  # [B, 257, 513]
+      target = torch.stack([spec.real, spec.imag], 1)  # [B, 2, 257, 513]
+      return self.dec(self.enc(target)), target
+
+  return {'time_ae': TimeAE, 'freq_ae': FreqAE}[name](config.model)
+
+
+def torch_stepper(config, batch_size, threads):
+  """The PyTorch eager peer's stepper: forward, MSE, backward, Adam."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.set_num_threads(threads)
+  torch.manual_seed(0)
+  model = _torch_model(config.model.name, config)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.lr,
+                               betas=(config.optimizer.b1, config.optimizer.b2))
+  length = int(round(config.crop_s * config.sample_rate))
+  x = torch.from_numpy(_audio(batch_size, length))
+  with torch.no_grad():
+    prediction, target = model(x)
+  if prediction.shape != target.shape:
+    raise errors.RunError('torch peer', f'{tuple(prediction.shape)} != {tuple(target.shape)}')
+
+  def step(state, batch):
+    optimizer.zero_grad(set_to_none=True)
+    prediction, target = model(batch)
+    loss = torch.mean(torch.square(prediction - target))
+    loss.backward()
+    optimizer.step()
+    return state, loss.detach()
+
+  return _Stepper(step, None, x)
+
+
+def measure(config, batch, steps, rounds, threads, with_torch):
+  """Best seconds per step of each framework over `rounds` alternating rounds of `steps`.
+
+  Alternating rounds and keeping the best of each make the ratio robust to a shared machine's
+  load, which drifts over minutes.
+  """
+  ours, compile_s = fmacomp_stepper(config, batch)
+  theirs = torch_stepper(config, batch, threads) if with_torch else None
+  best = {'fmacomp': float('inf'), 'torch': float('inf')}
+  for r in range(rounds):
+    best['fmacomp'] = min(best['fmacomp'], ours.seconds_per_step(steps))
+    if theirs:
+      best['torch'] = min(best['torch'], theirs.seconds_per_step(steps))
+    logging.info('round %d: best s/step %s', r + 1, best)
+  return best, compile_s
+
+
+def main(argv):
+  del argv
+  available = sorted(os.sched_getaffinity(0))
+  if _THREADS.value < len(available):
+    os.sched_setaffinity(0, available[:_THREADS.value])  # before XLA's thread pool exists
+  config = _config()
+  batch = _BATCH.value or config.batch_size
+  logging.info('%s, batch %d, crop %d samples at %d Hz, %d threads', _MODEL.value, batch,
+               int(round(config.crop_s * config.sample_rate)), config.sample_rate,
+               _THREADS.value)
+  best, compile_s = measure(config, batch, _STEPS.value, _ROUNDS.value, _THREADS.value,
+                            _TORCH.value)
+  seconds = best['fmacomp']
+  results = {'model': _MODEL.value, 'batch': batch, 'threads': _THREADS.value,
+             'compile_s': f'{compile_s:.2f}', 'steps_per_s': f'{1 / seconds:.3f}'}
+  if _TORCH.value:
+    results['torch_steps_per_s'] = f'{1 / best["torch"]:.3f}'
+    results['torch_examples_per_s'] = f'{batch / best["torch"]:.2f}'
+    results['ratio'] = f'{best["torch"] / seconds:.3f}'
+  results['examples_per_s'] = f'{batch / seconds:.2f}'
+  for name, value in results.items():
+    print(f'{name}={value}', flush=True)
+
+
+if __name__ == '__main__':
+  cli.run(main)
