@@ -82,7 +82,7 @@ def get_config(arg=None):
   if size == 'quick':
     common.shrink(config, steps=400, batch_size=8, eval_every=200, eval_batches=4)
     config.sample_rate = 16000
-    config.crop_s = _crop_s(20, 40, 16000)  # 0.5 s
+    config.crop_s = _crop_s(200, 40, 16000)  # 0.5 s
     config.model.update(strides=(2, 4, 5), channels=8, latent_channels=8)
     config.optimizer.update(lr=1e-3, warmup_steps=20)
   elif size == 'tiny':

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fmacomp import losses
 from fmacomp import models
 from fmacomp import tasks
 from fmacomp.configs import codec as codec_config
@@ -114,6 +115,7 @@ def test_configs_share_a_structure_and_parse_rate_arguments():
     model = models.get_model('conv_codec', **tasks.model_kwargs(config.model))
     crop = round(config.crop_s * config.sample_rate)
     assert crop % model.hop == 0, (crop, model.hop)
+    assert crop > max(losses.MEL_WINDOWS + tuple(n for n, _ in losses.STFT_RESOLUTIONS)) // 2
   target = codec_config.get_config('tiny,kbps=6')
   assert target.loss.target_kbps == 6.0 and target.loss.lmbda == codec_config.HINGE_LMBDA
   assert codec_config.get_config('lmbda=0.3').loss.lmbda == 0.3
