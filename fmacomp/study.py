@@ -71,7 +71,7 @@ def stages(size):
 BUDGETS_S = {
     'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'codec': 25, 'classifier': 15,
               'classifier_mel': 15, 'evaluate': 30, 'report': 15},
-    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'codec': 150, 'classifier': 60,
+    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'codec': 240, 'classifier': 60,
               'classifier_mel': 90, 'evaluate': 150, 'report': 30},
 }
 
