@@ -24,11 +24,30 @@ def fail(error):
   sys.exit(error.exit_code)
 
 
+def _reason(exception):
+  """The last non-empty line of an exception's text (config files raise with tracebacks)."""
+  lines = [line.strip() for line in str(exception).splitlines() if line.strip()]
+  return lines[-1] if lines else type(exception).__name__
+
+
 def _parse_flags(argv):
+  """absl flag parsing with DESIGN.md's errors: a bad flag or config is one line, exit 2."""
   try:
-    return flags.FLAGS(argv)
+    rest = flags.FLAGS(argv)
+    for name in list(flags.FLAGS):
+      # Config files load lazily, on first attribute access: load them here, not mid-run.
+      getattr(getattr(flags.FLAGS, name), 'keys', None)
+    return rest
   except flags.Error as e:
-    fail(errors.InputError(argv[0] if argv else 'flags', str(e).replace('\n', ' ')))
+    # A config file's own error arrives as "flag --config=F: Error whilst parsing ...".
+    where = next((a.split('=', 1)[0] for a in argv[1:] if a.startswith('--') and
+                  a.split('=', 1)[0] in str(e)), 'flags')
+    fail(errors.InputError(where, _reason(e)))
+  except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
+    # ml_collections raises these for a missing config file or an unknown --config.key.
+    unknown = isinstance(e, (KeyError, AttributeError))
+    fail(errors.InputError('--config', f'unknown config key {_reason(e)}' if unknown else
+                           _reason(e)))
 
 
 class _QuietLibraries(logging.logging.Filter):

@@ -64,7 +64,12 @@ def error_lines(stderr):
     (['--config={configs}/time_ae.py:tiny,nope=1', '--workdir={tmp}/w'], "'nope'"),
     (['--config={configs}/time_ae.py:tiny', '--config.data.name=no_such_set', '--workdir={tmp}/w'],
      'no_such_set: unknown dataset'),
-], ids=['missing_workdir', 'bad_config_arg', 'unknown_dataset'])
+    (['--config={configs}/no_such_config.py', '--workdir={tmp}/w'],
+     '--config: [Errno 2] No such file'),
+    (['--config={configs}/time_ae.py:tiny', '--config.no_such_key=3', '--workdir={tmp}/w'],
+     '--config: unknown config key'),
+], ids=['missing_workdir', 'bad_config_arg', 'unknown_dataset', 'missing_config_file',
+        'unknown_config_key'])
 def test_bad_input_is_one_line_and_exit_2(launcher, tmp_path, args, expect):
   args = [a.format(configs=launcher.configs, tmp=tmp_path) for a in args]
   result = launcher.run('train.py', *args)
