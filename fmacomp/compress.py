@@ -251,6 +251,23 @@ def _layout(header, chunks, codec, path):
   return layout
 
 
+def read_symbols(in_path, codec):
+  """The symbols of an .fmac file without decoding audio: int32 [channels, frames, C].
+
+  Each chunk's own frames, in order (its context frames are dropped): the whole signal's
+  latent, as `Codec.model.bottleneck.from_symbols` would dequantise it. Checks as `decode_file`.
+  """
+  in_path = os.fspath(in_path)
+  header, chunks = read_header(in_path)
+  fmac.check_model(header, in_path, codec.point.model, codec.model_hash)
+  parts = []
+  for (own, left), chunk in zip(_layout(header, chunks, codec, in_path), chunks):
+    parts.append(np.stack([bottleneck.decode_symbols(
+        s, codec.tables, (chunk.frames, codec.latent_channels), in_path)[left:left + own]
+                           for s in chunk.streams]))
+  return np.concatenate(parts, axis=1)
+
+
 def decode_chunks(header, chunks, codec, path):
   """Yields float32 [channels coded, t] audio at the model rate, chunk by chunk."""
   c = codec.decoder_frames

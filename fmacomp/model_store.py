@@ -32,7 +32,7 @@ from fmacomp.models import bottleneck
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
 TABLES_FILE = 'cdf_tables.npz'
-CODECS = ('conv_codec',)
+CODECS = ('conv_codec', 'quantised_ae')
 
 
 def shipped_models():

@@ -31,7 +31,7 @@ from fmacomp.models import classifier as classifier_lib
 from fmacomp.datasets import pipeline
 
 AUTOENCODERS = ('freq_ae', 'time_ae')
-CODECS = ('conv_codec',)
+CODECS = ('conv_codec', 'quantised_ae')
 
 
 def make_task(config, builder):
@@ -208,13 +208,14 @@ def _classifier_eval(model, variables, batch):
 
 
 class CodecTask:
-  """Quantised codecs: distortion + lambda x estimated kbps (see `fmacomp/configs/codec.py`).
+  """Quantised codecs: distortion + lambda x estimated kbps (`configs/codec.py`,
+  `configs/quantised_ae.py`; the latter fine-tunes from a trained autoencoder's workdir).
 
   Training draws the quantisation noise from the 'noise' rng stream, keyed by train_step's
   per-step key. Validation runs the coder's own path (rounded symbols, bits from the prior) and
   reports the total loss, its parts, `kbps_estimated` and the pinned `mel_distance` (44.1 kHz)
   of the decoded audio. The integer CDF tables are frozen from the best checkpoint's params by
-  `fmacomp.compress.export_tables` (deterministic: the same params give the same tables).
+  `fmacomp.model_store.export_tables` (deterministic: the same params give the same tables).
   """
 
   trainable_mask = None
@@ -233,8 +234,23 @@ class CodecTask:
     return flax.core.unfreeze(variables)
 
   def load_pretrained(self, state, shardings):
-    del shardings
-    return state
+    """A quantised autoencoder starts from its trained autoencoder (`config.ae_workdir`)."""
+    workdir = self.config.get('ae_workdir')
+    if not workdir:
+      return state
+    ae_config = checkpointing.load_config(workdir)
+    if ae_config.model.name != self.config.model.base:
+      raise errors.InputError(workdir, f'holds a {ae_config.model.name}, not the '
+                                       f'{self.config.model.base} this config quantises')
+    trained, _ = checkpointing.load_params(workdir)
+    params, extra = jax.device_get(state.params), jax.device_get(state.extra)
+    for collection, tree in trained.items():
+      target = params if collection == 'params' else extra.setdefault(collection, {})
+      if jax.tree.map(np.shape, target.get('ae')) != jax.tree.map(np.shape, tree):
+        raise errors.InputError(workdir, f'its {collection} do not fit the model (another '
+                                         'variant of the autoencoder?)')
+      target['ae'] = tree
+    return jax.device_put(state.replace(params=params, extra=extra), shardings)
 
   def evaluate(self, state, builder, mesh, config):
     totals, count, mel = {}, 0, []
@@ -260,6 +276,10 @@ def _codec_terms(loss_config, sample_rate, out, length):
            'mse_loss': (loss_config.mse, losses.waveform_mse)}
   # A term weighted 0 is not computed (its spectrograms cost compile and run time).
   parts = {k: jax.vmap(fn)(x, y) for k, (weight, fn) in terms.items() if weight}
+  if loss_config.get('domain_mse'):  # a quantised autoencoder's own loss, in its own domain
+    terms['domain_mse'] = (loss_config.domain_mse, None)
+    err = jnp.square(out['domain_prediction'] - out['domain_target'])
+    parts['domain_mse'] = jnp.mean(err, axis=tuple(range(1, err.ndim)))
   distortion = sum(terms[k][0] * v for k, v in parts.items())
   kbps = out['bits'] * sample_rate / length / 1000  # [B]
   rate = loss_config.lmbda * jnp.maximum(kbps - loss_config.target_kbps, 0.0)

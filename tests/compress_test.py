@@ -130,6 +130,8 @@ def test_chunked_coding_equals_whole_signal_coding(codec, tmp_path):
   own = [p[0][(c if k else 0):len(p[0]) - (c if k < len(parts) - 1 else 0)]
          for k, p in enumerate(parts)]
   agree = np.mean(np.concatenate(own) == whole[0][0])
+  np.testing.assert_array_equal(compress.read_symbols(tmp_path / 'chunked.fmac', codec)[0],
+                                np.concatenate(own))
   for name in ('whole', 'chunked'):
     compress.decode_file(tmp_path / f'{name}.fmac', tmp_path / f'{name}.wav', codec,
                          subtype='FLOAT')

@@ -22,6 +22,7 @@ _MODELS = {
     'time_ae': ('fmacomp.models.time_ae', 'TimeAE'),
     'classifier': ('fmacomp.models.classifier', 'Classifier'),
     'conv_codec': ('fmacomp.models.conv_codec', 'ConvCodec'),
+    'quantised_ae': ('fmacomp.models.quantised_ae', 'QuantisedAE'),
 }
 AUTOENCODERS = ('freq_ae', 'time_ae')
 
