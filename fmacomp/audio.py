@@ -264,8 +264,11 @@ def _frame_index(n_fft, hop, frames):
   return np.arange(frames)[:, None] * hop + np.arange(n_fft)[None, :]
 
 
-def _overlap_add(frames, hop):
-  """[..., F, n_fft] -> [..., (F - 1) * hop + n_fft], the sum of frames placed hop apart."""
+def overlap_add(frames, hop):
+  """[..., F, n_fft] -> [..., (F - 1) * hop + n_fft], the sum of frames placed hop apart.
+
+  Used by `istft` and by the models' matmul form of strided transposed convs.
+  """
   f, n_fft = frames.shape[-2:]
   batch = frames.shape[:-2]
   # Frames k, k + r, k + 2r, ... (r = ceil(n_fft / hop)) do not overlap, so each such group,
@@ -342,7 +345,7 @@ def istft(spec, n_fft=512, hop=128, length=None):
     raise ValueError(f'length {length} does not fit {f} frames of hop {hop}')
   window = _hann(n_fft)
   frames = jnp.fft.irfft(spec, n=n_fft, axis=-1) * window  # [..., F, n_fft]
-  y = _overlap_add(frames.astype(jnp.float32), hop)
+  y = overlap_add(frames.astype(jnp.float32), hop)
   wsum = _window_sum(n_fft, hop, f)[pad:pad + length]  # numpy at trace time: a constant
   return y[..., pad:pad + length] / wsum
 

@@ -61,6 +61,73 @@ def conv_transpose_to(layer, x, out_sizes):
   return y[tuple(crop) + (slice(None),)]
 
 
+class MatmulConvTranspose(nn.Module):
+  """`nn.ConvTranspose(..., padding='VALID')` as one matmul + overlap-add: same params, output.
+
+  XLA:CPU runs a strided transposed conv as a conv over a stride-dilated (zero-stuffed)
+  input, stride**d times the multiply-adds (256x for time_ae's decoder). Here every input step
+  is multiplied by the whole kernel at once ([N, C] @ [C, taps * D]) and the per-step outputs
+  are overlap-added `stride` apart along each spatial axis. Flax's transposed conv does not
+  flip the kernel into the conv it runs, so its taps land in reverse order (hence the flip).
+
+  Attributes:
+    features: output channels D.
+    kernel_size: taps per spatial axis.
+    strides: stride per spatial axis.
+  """
+  features: int
+  kernel_size: Sequence[int]
+  strides: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x):
+    """[B, *spatial, C] -> [B, *((n - 1) * stride + kernel), D]."""
+    nd = len(self.kernel_size)
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        tuple(self.kernel_size) + (x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    kernel = kernel[(slice(None, None, -1),) * nd]
+    y = jnp.tensordot(x, kernel, axes=[[x.ndim - 1], [nd]])  # [B, *spatial, *kernel, D]
+    for i, stride in enumerate(self.strides):
+      # Layout [B, *done, *spatial[i:], *kernel[i:], D]: overlap-add spatial i with its taps.
+      y = jnp.moveaxis(y, (1 + i, 1 + nd), (-2, -1))
+      y = jnp.moveaxis(audio.overlap_add(y, stride), -1, 1 + i)
+    return y + bias
+
+
+class FullHeightConv(nn.Module):
+  """`nn.Conv(features, (H, 1), padding='VALID')` of an input of height H, as an einsum.
+
+  [B, H, W, C] -> [B, 1, W, D]; the same parameters (XLA:CPU runs the conv generically, slowly).
+  """
+  features: int
+  kernel_size: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        tuple(self.kernel_size) + (x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    assert x.shape[1] == kernel.shape[0], (x.shape, kernel.shape)
+    return (jnp.einsum('bhwc,hcd->bwd', x, kernel[:, 0]) + bias)[:, None]
+
+
+class FullHeightConvTranspose(nn.Module):
+  """`nn.ConvTranspose(features, (H, 1), padding='VALID')` of a height-1 input, as an einsum.
+
+  [B, 1, W, C] -> [B, H, W, D]; the same parameters (the taps land in reverse order).
+  """
+  features: int
+  kernel_size: Sequence[int]
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param('kernel', nn.initializers.lecun_normal(),
+                        tuple(self.kernel_size) + (x.shape[-1], self.features))
+    bias = self.param('bias', nn.initializers.zeros, (self.features,))
+    return jnp.einsum('bwc,hcd->bhwd', x[:, 0], kernel[::-1, 0]) + bias
+
+
 class FreqAE(nn.Module):
   """STFT convolutional autoencoder (see the module docstring for the shapes).
 
@@ -92,10 +159,12 @@ class FreqAE(nn.Module):
     height = self.n_fft // 2 + 1  # frequency rows left after the strided convs (62 for 512)
     for _ in self.widths:
       height = valid_conv_out(height, self.kernel, self.stride)
-    self.enc_latent = nn.Conv(self.latent_channels, (height, 1), padding='VALID')
-    self.dec_latent = nn.ConvTranspose(self.widths[-1], (height, 1), padding='VALID')
+    # Einsums and matmuls with nn.Conv / nn.ConvTranspose's parameters: XLA:CPU runs these
+    # layers as generic or zero-stuffed convs, several times slower.
+    self.enc_latent = FullHeightConv(self.latent_channels, (height, 1))
+    self.dec_latent = FullHeightConvTranspose(self.widths[-1], (height, 1))
     outs = list(self.widths[:-1])[::-1] + [2]  # ... -> 8 -> (re, im)
-    self.dec_convs = [nn.ConvTranspose(w, k, strides=s, padding='VALID') for w in outs]
+    self.dec_convs = [MatmulConvTranspose(w, k, s) for w in outs]
 
   def grid(self, length):
     """(bins, frames) of the STFT of `length` samples and after each strided conv."""

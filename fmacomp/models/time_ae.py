@@ -20,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fmacomp.models.freq_ae import conv_transpose_to
+from fmacomp.models.freq_ae import MatmulConvTranspose
 from fmacomp.models.freq_ae import valid_conv_out
 
 
@@ -53,8 +54,8 @@ class TimeAE(nn.Module):
                             padding='VALID')
     self.enc_latent = nn.Conv(self.latent_channels, (1,))
     self.dec_latent = nn.ConvTranspose(self.hidden_channels, (1,))
-    self.dec_conv = nn.ConvTranspose(1, (self.kernel_size,), strides=(self.stride,),
-                                     padding='VALID')
+    # A matmul + overlap-add: XLA:CPU's strided transposed conv does `stride` times the work.
+    self.dec_conv = MatmulConvTranspose(1, (self.kernel_size,), (self.stride,))
 
   def frames(self, length):
     """Latent frames for `length` samples (255 for 65,536)."""

@@ -149,3 +149,40 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss():
       for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).max()) > 0, path
   assert losses[-1] < 0.95 * losses[0], losses
+
+
+def _random_params(layer, x):
+  params = layer.init(key(2), x)
+  return jax.tree.map(lambda p: jax.random.normal(key(3), p.shape), params)  # nonzero bias
+
+
+@pytest.mark.parametrize('out_sizes', [(16, 21), (15, 21), (16, 22)])
+def test_matmul_conv_transpose_equals_flax(out_sizes):
+  # Same parameters and output as nn.ConvTranspose, with and without output padding.
+  layer = freq_ae.MatmulConvTranspose(3, (5, 5), (2, 2))
+  flax_layer = nn.ConvTranspose(3, (5, 5), strides=(2, 2), padding='VALID')
+  x = jax.random.normal(key(1), (2, 6, 9, 4))
+  params = _random_params(flax_layer, x)
+  assert jax.tree.map(jnp.shape, layer.init(key(2), x)) == jax.tree.map(jnp.shape, params)
+  to = jax.jit(lambda m, p, x: m.apply(p, x, method=lambda m, x: freq_ae.conv_transpose_to(
+      m, x, out_sizes)), static_argnums=0)
+  got, want = to(layer, params, x), to(flax_layer, params, x)
+  assert got.shape == want.shape == (2,) + out_sizes + (3,)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_full_height_latent_layers_equal_flax():
+  x = jax.random.normal(key(1), (2, 7, 11, 4))  # 7 rows, all spanned by the kernel
+  conv, flax_conv = freq_ae.FullHeightConv(6, (7, 1)), nn.Conv(6, (7, 1), padding='VALID')
+  params = _random_params(flax_conv, x)
+  assert jax.tree.map(jnp.shape, conv.init(key(2), x)) == jax.tree.map(jnp.shape, params)
+  z = conv.apply(params, x)
+  assert z.shape == (2, 1, 11, 6)
+  np.testing.assert_allclose(z, flax_conv.apply(params, x), atol=1e-5, rtol=1e-5)
+  up = freq_ae.FullHeightConvTranspose(4, (7, 1))
+  flax_up = nn.ConvTranspose(4, (7, 1), padding='VALID')
+  params = _random_params(flax_up, z)
+  assert jax.tree.map(jnp.shape, up.init(key(2), z)) == jax.tree.map(jnp.shape, params)
+  y = up.apply(params, z)
+  assert y.shape == (2, 7, 11, 4)
+  np.testing.assert_allclose(y, flax_up.apply(params, z), atol=1e-5, rtol=1e-5)

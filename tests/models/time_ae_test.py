@@ -1,5 +1,6 @@
 """Tests for fmacomp.models.time_ae: reference shapes, the 'norm' collection, consistency."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -109,3 +110,21 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss():
       for path, g in jax.tree_util.tree_leaves_with_path(grads):
         assert np.all(np.isfinite(g)) and float(jnp.abs(g).max()) > 0, path
   assert losses[-1] < 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize('kernel,stride,length', [(64, 32, 4117), (64, 32, 4096), (48, 20, 1000)])
+def test_decoder_conv_equals_flax_conv_transpose(kernel, stride, length):
+  # The matmul + overlap-add layer keeps nn.ConvTranspose's parameters and its output,
+  # including the output padding of a remainder (4,117 = 127 frames + 21) and kernel % stride.
+  layer = time_ae.MatmulConvTranspose(3, (kernel,), (stride,))
+  flax_layer = nn.ConvTranspose(3, (kernel,), strides=(stride,), padding='VALID')
+  frames = (length - kernel) // stride + 1
+  h = jax.random.normal(key(1), (2, frames, 5))
+  params = flax_layer.init(key(2), h)
+  params = jax.tree.map(lambda p: jax.random.normal(key(3), p.shape), params)  # nonzero bias
+  assert jax.tree.map(jnp.shape, layer.init(key(2), h)) == jax.tree.map(jnp.shape, params)
+  to = lambda m, h: time_ae.conv_transpose_to(m, h, (length,))
+  got = layer.apply(params, h, method=to)
+  want = flax_layer.apply(params, h, method=to)
+  assert got.shape == want.shape == (2, length, 3)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
