@@ -122,6 +122,14 @@ class _Encoder:
     self.chunks.append(fmac.Chunk(symbols.shape[1], streams))
 
 
+def window_shapes(codec, channels, chunk_s=CHUNK_S):
+  """The network inputs of a file longer than a chunk: (encoder audio [channels, samples],
+  decoder symbols [channels, frames, C]) shapes; every call on such a file has these."""
+  encoder = _Encoder(codec, 0, chunk_s)
+  frames = _bucket(encoder.chunk + 2 * codec.decoder_frames)
+  return (channels, encoder.window * codec.hop), (channels, frames, codec.latent_channels)
+
+
 def _to_coded(x, stereo_mode):
   """[t, C] original channels -> [channels coded, t]."""
   if stereo_mode == 'mid_side':
