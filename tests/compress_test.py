@@ -173,11 +173,11 @@ def loop_to_flac(path, clip, rate, seconds):
 
 
 def test_memory_does_not_grow_with_length(workdir, tmp_path):
-  clip = music(10.0, 44100, 2)
+  clip = music(10.0, 22050, 2)
   peaks = {}
   for minutes in (1, 4):
     source = tmp_path / f'{minutes}min.flac'
-    loop_to_flac(source, clip, 44100, 60 * minutes)
+    loop_to_flac(source, clip, 22050, 60 * minutes)
     run = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, str(workdir), str(source),
                           str(tmp_path / f'{minutes}min')], capture_output=True, text=True,
                          timeout=300)
@@ -185,7 +185,7 @@ def test_memory_does_not_grow_with_length(workdir, tmp_path):
     peaks[minutes] = json.loads(run.stdout.strip().splitlines()[-1])['peak_kb'] / 1024
     assert sf.info(tmp_path / f'{minutes}min.wav').frames == sf.info(source).frames
   growth = peaks[4] - peaks[1]
-  # Holding 3 more minutes of 44.1 kHz stereo float32 would take 64 MiB (23 MiB at 16 kHz).
+  # Holding 3 more minutes of 22.05 kHz stereo float32 would take 30 MiB (23 MiB at 16 kHz).
   print(f'peak_rss_1min_mib={peaks[1]:.1f} peak_rss_4min_mib={peaks[4]:.1f} '
         f'growth_mib={growth:.1f}')
   assert growth < 12
@@ -219,14 +219,15 @@ def test_fuzz_through_the_real_decoder(codec, encoded, tmp_path):
   target, out = tmp_path / 'fuzz.fmac', tmp_path / 'out.wav'
   stages = collections.Counter()
   rng = np.random.default_rng(0)
-  for _, _, mutated in codec_test.fuzz_cases(data, rng):
-    if mutated == data:
+  for case, (_, _, mutated) in enumerate(codec_test.fuzz_cases(data, rng)):
+    # Every other case: codec_test runs them all on the reader; here they reach the decoder.
+    if case % 2 or mutated == data:
       continue
     target.write_bytes(mutated)
     stages[codec_test.stage(refused(target, out, codec))] += 1
   header, chunks = fmac.read_fmac(path)
   forged = collections.Counter()
-  for case in range(240):
+  for case in range(160):
     if case % 2:  # a payload bit flip, CRCs recomputed by the writer
       k, ch = rng.integers(len(chunks)), rng.integers(header.channels)
       streams = [bytearray(s) for s in chunks[k].streams]
@@ -258,7 +259,7 @@ def test_fuzz_through_the_real_decoder(codec, encoded, tmp_path):
   assert sf.info(out).frames == header.num_samples and result.bytes == len(data)
   total = sum(stages.values())
   print(f'fuzz_cases={total} stages={dict(stages)} forged={dict(forged)}')
-  assert total > 3000 and stages['header_crc'] > 0 and stages['chunk_crc'] > 0
+  assert total > 2000 and stages['header_crc'] > 0 and stages['chunk_crc'] > 0
   assert forged['payload'] > 0 and forged['model'] + forged['layout'] > 0
 
 

@@ -29,20 +29,28 @@ def assert_one_line_error(result, path, reason):
   assert errors[0].startswith(f'fmacomp: error: {path}: ') and reason in errors[0], errors[0]
 
 
-def test_round_trip_through_the_commands(launcher, workdir, tmp_path):
-  x = trained_codec.synthetic_music(2.0, 44100, 2, seed=11)[:88199]  # not a whole frame
-  sf.write(tmp_path / 'song.flac', x, 44100)
-  enc = launcher.run('encode.py', tmp_path / 'song.flac', tmp_path / 'song.fmac',
-                     f'--model={workdir}', '--kbps=2')
-  assert enc.returncode == 0, enc.stderr[-3000:]
+@pytest.fixture(scope='module')
+def song(launcher, workdir, tmp_path_factory):
+  """encode.py on 2 s of stereo 44.1 kHz FLAC, not a whole number of frames: (dir, result)."""
+  tmp = tmp_path_factory.mktemp('song')
+  x = trained_codec.synthetic_music(2.0, 44100, 2, seed=11)[:88199]
+  sf.write(tmp / 'song.flac', x, 44100)
+  result = launcher.run('encode.py', tmp / 'song.flac', tmp / 'song.fmac', f'--model={workdir}',
+                        '--kbps=2')
+  assert result.returncode == 0, result.stderr[-3000:]
+  return tmp, result
+
+
+def test_round_trip_through_the_commands(launcher, workdir, song, tmp_path):
+  tmp, enc = song
   lines = enc.stdout.strip().splitlines()
   assert re.match(r'^model=conv_codec operating_point=0 nominal_kbps=[0-9.]+$', lines[-2])
   duration, size, kbps = SUMMARY.match(lines[-1]).groups()
-  assert int(size) == os.path.getsize(tmp_path / 'song.fmac')
+  assert int(size) == os.path.getsize(tmp / 'song.fmac')
   assert float(duration) == pytest.approx(88199 / 44100, abs=1e-3)
   assert float(kbps) == pytest.approx(int(size) * 8 / float(duration) / 1000, rel=1e-3)
-  dec = launcher.run('decode.py', tmp_path / 'song.fmac', tmp_path / 'song.wav',
-                     f'--model={workdir}')
+  assert 'operating point 0' in enc.stderr  # --kbps says which point it picked
+  dec = launcher.run('decode.py', tmp / 'song.fmac', tmp_path / 'song.wav', f'--model={workdir}')
   assert dec.returncode == 0, dec.stderr[-3000:]
   assert SUMMARY.match(launcher.last_line(dec.stdout))
   info = sf.info(tmp_path / 'song.wav')
@@ -67,18 +75,17 @@ def test_encode_errors_are_one_line_exit_2_and_leave_nothing(launcher, workdir, 
   assert not [n for n in os.listdir(tmp_path) if n.endswith('.tmp')]
 
 
-def test_decode_errors_are_one_line_exit_2_and_leave_nothing(launcher, workdir, tmp_path):
-  sf.write(tmp_path / 'in.wav', trained_codec.synthetic_music(1.0, 16000), 16000)
-  enc = launcher.run('encode.py', tmp_path / 'in.wav', tmp_path / 'good.fmac',
-                     f'--model={workdir}')
-  assert enc.returncode == 0, enc.stderr[-3000:]
-  data = (tmp_path / 'good.fmac').read_bytes()
+def test_decode_errors_are_one_line_exit_2_and_leave_nothing(launcher, workdir, song, tmp_path):
+  data = (song[0] / 'song.fmac').read_bytes()
   (tmp_path / 'cut.fmac').write_bytes(data[:-5])
+  (tmp_path / 'good.fmac').write_bytes(data)
   out = tmp_path / 'out.wav'
+  out.write_bytes(b'previous')  # replaced only by a successful decode
   cases = [
       (tmp_path / 'cut.fmac', (f'--model={workdir}',), 'truncated'),
       (tmp_path / 'good.fmac', (), 'not a shipped model'),
   ]
   for path, flags, reason in cases:
     assert_one_line_error(launcher.run('decode.py', path, out, *flags), path, reason)
-    assert not out.exists()
+    assert out.read_bytes() == b'previous'
+  assert sorted(os.listdir(tmp_path)) == ['cut.fmac', 'good.fmac', 'out.wav']
