@@ -3,7 +3,8 @@ r"""Encodes an audio file: `python launch/encode.py IN_AUDIO OUT.fmac [--model=N
 
 Any format and rate libsndfile reads; stereo stays stereo (mid/side). `--model` is a shipped
 model's name or a training workdir (its best checkpoint; a sweep workdir offers one operating
-point per run); `--kbps` picks the operating point nearest N on a log scale. stdout says which
+point per run); `--kbps` picks the operating point nearest N on a log scale (without `--model`,
+among every shipped model's). stdout says which
 operating point was used, and its last line is `duration_s=... bytes=... kbps=...` (bytes: the
 file's size on disk).
 """
@@ -17,8 +18,8 @@ from fmacomp import compress
 from fmacomp import errors
 from fmacomp import model_store
 
-flags.DEFINE_string('model', '', 'Shipped model name or training workdir (default: the first '
-                    'shipped model).')
+flags.DEFINE_string('model', '', 'Shipped model name or training workdir (default: the shipped '
+                    'model nearest --kbps, else the first).')
 flags.DEFINE_float('kbps', None, 'Target bitrate: the nearest operating point (log scale).')
 FLAGS = flags.FLAGS
 
@@ -28,10 +29,14 @@ def main(argv):
     raise errors.InputError(argv[0], 'usage: encode.py IN_AUDIO OUT.fmac [--model=NAME|WORKDIR] '
                                      '[--kbps=N]')
   audio.audio_info(argv[1])  # a missing or unreadable input fails before the model loads
-  spec = FLAGS.model or next(iter(model_store.shipped_models()), None)
-  if spec is None:
-    raise errors.InputError('--model', 'no shipped model yet: pass --model=WORKDIR')
-  codec = model_store.load(spec, FLAGS.kbps)
+  if FLAGS.model:
+    codec = model_store.load(FLAGS.model, FLAGS.kbps)
+  else:  # every shipped model's operating points compete for --kbps
+    points = [p for name in model_store.shipped_models()
+              for p in model_store.operating_points(name)]
+    if not points:
+      raise errors.InputError('--model', 'no shipped model: pass --model=WORKDIR')
+    codec = model_store.Codec(model_store.nearest(points, FLAGS.kbps))
   point = codec.point
   logging.info('model %s, operating point %d (%.3g kbps on validation)%s', point.model,
                point.index, point.kbps, '' if FLAGS.kbps is None else f', nearest {FLAGS.kbps}')
