@@ -10,8 +10,8 @@ standard deviation over seeds.
   codecs        rows from real .fmac bytes (`fmacomp.codec_eval`, through `fmacomp.compress`)
   baselines     MP3, Opus and resampling over a bitrate ladder, on the same clips
   classifiers   segment and song accuracy, per-genre precision and recall, confusion
-                (`fmacomp.genre`); and accuracy from compressed files where a classifier reads
-                a codec's latent
+                (`fmacomp.genre`); and accuracy against bitrate where the classifier reads
+                compressed files of a codec that quantises its latent (`compressed_genre`)
   latents       PCA and t-SNE of each autoencoder's test latents, coloured by genre
 
 Every number in results.json sits in a record that names its split, its runs (whose configs
@@ -22,12 +22,14 @@ the report are written as FLAC under eval/audio/. results.json (schema_version 1
   compression.rows[]      name, family (fmacomp|mp3|opus|resampling), kind, split, runs, seeds,
                           setting, kbps_nominal, kbps_measured (None: no file), per_clip,
                           metrics{name: {mean, std, n, over: clips|seeds} or None}
-  reference_table.rows[]  latent_channels, reference_kbps, reference_rmse, kbps_nominal,
-                          kbps_measured, seed_spectral_rmse (a metrics record), row
+  reference_table.rows[]  latent_channels, reference_kbps, reference_rmse, name, row (ours:
+                          freq_ae or a quantised freq_ae), kbps_nominal, kbps_measured,
+                          seed_spectral_rmse (a metrics record)
   genre.classifiers[]     name, frontend, encoder, segment_accuracy, song_accuracy (records),
                           runs[]{run, seed, step, segment|song: {accuracy, n, confusion,
                           per_class[]{label, precision, recall, support, predicted}}}
-  genre.compressed        status (pending|done), reason, rows
+  genre.compressed        status (pending|done), reason, rows[]{name, classifier, codec, runs,
+                          kbps_measured, segment_accuracy, song_accuracy, segment, song}
   latent.projections[]    name, run, n, labels, label_names, pca|tsne: {points,
                           neighbour_agreement}
   listening[]             clip, track_id, label, items[]{name, row, sample_rate, path}
@@ -47,6 +49,7 @@ import numpy as np
 from fmacomp import audio
 from fmacomp import checkpointing
 from fmacomp import codec_eval
+from fmacomp import compressed_genre
 from fmacomp import datasets
 from fmacomp import errors
 from fmacomp import files
@@ -190,11 +193,15 @@ def _autoencoder_rows(runs, clips, options, kept):
                                   **info))
       if run is members[0]:
         kept[len(rows)] = audio_kept
-    row = rd.combine_seeds(group, per_seed)
-    if row['model'] == 'freq_ae' and str(row['latent_channels']) not in group:
-      row['name'] = f'{group} C={row["latent_channels"]}'
-    rows.append(row)
+    rows.append(rd.combine_seeds(group, per_seed))
   return rows
+
+
+def _name_latent_sizes(rows):
+  """Rows built on freq_ae name their latent size C (unless the group name already does)."""
+  for row in rows:
+    if row.get('base') == 'freq_ae' and str(row['latent_channels']) not in row['name']:
+      row['name'] = f'{row["name"]} C={row["latent_channels"]}'
 
 
 def _genre(runs, builder, options):
@@ -311,6 +318,7 @@ def evaluate(workdir, options=None):
   logging.info('evaluate: %d runs, %d clips of %g s', len(runs), len(clips), options.clip_s)
   rows = _autoencoder_rows(runs, clips, options, kept)
   rows += codec_eval.codec_rows(_groups(runs, 'codec'), clips, options, kept, len(rows))
+  _name_latent_sizes(rows)
   timing['fmacomp_rows'] = time.time() - t0
   base_rows, base_kept = rd.baseline_rows(clips, rd.LADDERS[options.ladder],
                                           options.visqol_clips, options.listen_clips)
@@ -318,7 +326,7 @@ def evaluate(workdir, options=None):
   rows += base_rows
   timing['baselines'] = time.time() - t0 - sum(timing.values())
   classifiers = _genre(runs, builder, options)
-  compressed = codec_eval.compressed_genre(runs, builder, options)
+  compressed = compressed_genre.compressed_genre(runs, builder, options.genre_segments)
   timing['genre'] = time.time() - t0 - sum(timing.values())
   projections = _projections(runs, builder, options)
   timing['projections'] = time.time() - t0 - sum(timing.values())

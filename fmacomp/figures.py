@@ -149,3 +149,28 @@ def spectrograms(signals, max_hz):
     ax.tick_params(labelsize=7)
   axes[-1, 0].set_xlabel('s')
   return png(fig)
+
+
+def accuracy_vs_kbps(points, references):
+  """Song accuracy of classifiers reading compressed files against the files' kbps.
+
+  Args:
+    points: [(classifier, kbps, accuracy)].
+    references: {classifier: accuracy on the uncompressed audio} (dashed lines).
+  """
+  fig, ax = plt.subplots(figsize=(6, 3.6))
+  cmap = plt.get_cmap('tab10')
+  for k, name in enumerate(dict.fromkeys([p[0] for p in points])):
+    mine = sorted((p for p in points if p[0] == name), key=lambda p: p[1])
+    ax.plot([p[1] for p in mine], [p[2] for p in mine], 'o-', color=cmap(k), label=name)
+    if references.get(name) is not None:
+      ax.axhline(references[name], color=cmap(k), linestyle='--', alpha=0.6,
+                 label=f'{name}, uncompressed audio')
+  ax.set_xscale('log')
+  _plain_log(ax.xaxis)
+  ax.set_xlabel('kbps (measured .fmac file size)')
+  ax.set_ylabel('song accuracy')
+  ax.set_ylim(0, 1.02)
+  ax.grid(True, which='both', alpha=0.3)
+  ax.legend(fontsize=7)
+  return png(fig)

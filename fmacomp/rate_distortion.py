@@ -197,7 +197,8 @@ def autoencoder_per_clip(workdir, clips, visqol_clips, keep_audio):
   rate = config.sample_rate
   x = np.stack([audio.resample(c.audio, c.rate, rate) for c in clips])  # [N, T] at the model's rate
   decoded = autoencode(model, variables, x)
-  info = dict(model=config.model.name, step=int(step), seed=int(config.seed),
+  info = dict(model=config.model.name, base=config.model.name, step=int(step),
+              seed=int(config.seed),
               latent_channels=int(config.model.latent_channels),
               kbps_nominal=nominal_kbps(model, variables, config),
               setting=f'float latent, {config.model.latent_channels} channels at {rate} Hz')
@@ -217,16 +218,25 @@ def nearest_by_kbps(rows, kbps, family):
 
 
 def reference_table(rows):
-  """The reference's table (C, its kbps, its RMSE) beside our freq_ae rows of the same C."""
-  ours = {r['latent_channels']: i for i, r in enumerate(rows) if r.get('model') == 'freq_ae'}
+  """The reference's table (C, its kbps, its RMSE) beside every row of ours built on freq_ae.
+
+  Ours are the float freq_ae and its quantised versions (`base` 'freq_ae'), one entry each,
+  next to the reference's line of the same C; a C only one side has gets an entry too.
+  """
+  ours = [i for i, r in enumerate(rows) if r.get('base') == 'freq_ae']
+  sizes = sorted({c for c, _, _ in REFERENCE_TABLE} | {rows[i]['latent_channels'] for i in ours},
+                 reverse=True)
   table = []
-  for c in sorted({c for c, _, _ in REFERENCE_TABLE} | set(ours), reverse=True):
+  for c in sizes:
     ref = next(((k, e) for cc, k, e in REFERENCE_TABLE if cc == c), (None, None))
-    row = rows[ours[c]] if c in ours else None
-    table.append({'latent_channels': c, 'reference_kbps': ref[0], 'reference_rmse': ref[1],
-                  'row': ours.get(c),
-                  'kbps_nominal': row['kbps_nominal'] if row else None,
-                  'kbps_measured': row['kbps_measured'] if row else None,
-                  'seed_spectral_rmse': row['metrics']['seed_spectral_rmse'] if row else None})
+    mine = sorted((i for i in ours if rows[i]['latent_channels'] == c),
+                  key=lambda i: plot_kbps(rows[i]) or 0)
+    for i in mine or [None]:
+      row = rows[i] if i is not None else {}
+      table.append({'latent_channels': c, 'reference_kbps': ref[0], 'reference_rmse': ref[1],
+                    'row': i, 'name': row.get('name'),
+                    'kbps_nominal': row.get('kbps_nominal'),
+                    'kbps_measured': row.get('kbps_measured'),
+                    'seed_spectral_rmse': row['metrics']['seed_spectral_rmse'] if row else None})
   return {'source': 'the reference study (FMA small, its random 70/30 split); its kbps count '
                     '16 bits per float latent value', 'split': 'test', 'rows': table}

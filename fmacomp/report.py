@@ -111,14 +111,16 @@ def _reference(results):
   body = [[_num(results, f'reference_table.rows.{i}.latent_channels'),
            _num(results, f'reference_table.rows.{i}.reference_kbps'),
            _num(results, f'reference_table.rows.{i}.reference_rmse'),
+           html.escape(r['name'] or '-'),
            _num(results, f'reference_table.rows.{i}.kbps_nominal'),
            _num(results, f'reference_table.rows.{i}.kbps_measured'),
            _stat(results, f'reference_table.rows.{i}.seed_spectral_rmse')]
-          for i in range(len(results['reference_table']['rows']))]
+          for i, r in enumerate(results['reference_table']['rows'])]
   return ["<h2>The reference's table beside fmacomp's (freq_ae)</h2>",
           f'<p class="note">Reference: {html.escape(results["reference_table"]["source"])}. '
           'Ours: this dataset, its test split, the nominal kbps computed the same way.</p>',
-          _table(['C', 'reference kbps (nominal)', 'reference spectral RMSE', 'ours kbps nominal',
+          _table(['C', 'reference kbps (nominal)', 'reference spectral RMSE', 'ours',
+                  'ours kbps nominal',
                   'ours kbps measured', 'ours seed spectral RMSE'], body)]
 
 
@@ -161,7 +163,16 @@ def _genre(results):
   if compressed['status'] == 'pending':
     parts.append(f'<p class="note">Pending: {html.escape(compressed["reason"])}.</p>')
   else:
-    parts.append(_table(['classifier', 'kbps measured', 'segment accuracy', 'song accuracy'], [
+    float_accuracy = {c['name']: c['song_accuracy']['mean'] for c in genre['classifiers']}
+    points = [(r['classifier'], r['kbps_measured'], r['song_accuracy'])
+              for r in compressed['rows']]
+    parts.append(f'<p class="note">Each test track compressed whole to a .fmac file; the '
+                 'classifier reads its entropy-decoded, dequantised latent (no decoder, no '
+                 'audio).</p>')
+    parts.append(_img(figures.accuracy_vs_kbps(points, float_accuracy),
+                      'song accuracy against the bitrate of the files read'))
+    parts.append(_table(['classifier reading files of', 'kbps measured', 'segment accuracy',
+                         'song accuracy'], [
         [html.escape(r['name'])] + [_num(results, f'genre.compressed.rows.{j}.{k}') for k in
                                     ('kbps_measured', 'segment_accuracy', 'song_accuracy')]
         for j, r in enumerate(compressed['rows'])]))

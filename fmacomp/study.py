@@ -34,6 +34,7 @@ from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
 from fmacomp.configs import codec as codec_config
 from fmacomp.configs import freq_ae as freq_ae_config
+from fmacomp.configs import quantised_ae as quantised_ae_config
 from fmacomp.configs import time_ae as time_ae_config
 from fmacomp.datasets import summary as summary_lib
 
@@ -45,34 +46,48 @@ STAMP = 'STAMP'
 @dataclasses.dataclass
 class Stage:
   name: str
-  config_module: object = None
+  config_module: object
   arg: str = ''
-  encoder: str = ''  # the stage whose workdir provides the encoder
+  links: tuple = ()  # (config field, stage): the field names that earlier stage's workdir
+  fine_tune: bool = False  # quick: a tenth of the steps (it starts from a trained model)
+
+
+def _quantised(ae_stage, arg=''):
+  """The quantised version of an autoencoder stage, fine-tuned from its checkpoint."""
+  base = 'time_ae' if ae_stage.startswith('time_ae') else 'freq_ae'
+  return Stage(f'{ae_stage}_q', quantised_ae_config, ','.join(filter(None, [f'ae={base}', arg])),
+               links=(('ae_workdir', ae_stage),), fine_tune=True)
 
 
 STAGES = (
     Stage('time_ae', time_ae_config),
     Stage('freq_ae', freq_ae_config),
+    _quantised('time_ae'),
+    _quantised('freq_ae'),
     Stage('codec', codec_config),
-    Stage('classifier', classifier_config, encoder='time_ae'),
+    Stage('classifier', classifier_config, links=(('encoder_workdir', 'time_ae'),)),
     Stage('classifier_mel', classifier_config, arg='logmel'),
 )
 
 
 def stages(size):
-  """The training stages of a study size: `full` trains freq_ae at each of the reference's
-  latent sizes (its table, regenerated), the others at the config's default size only."""
+  """The training stages of a study size: `full` trains freq_ae (and its quantised version)
+  at each of the reference's latent sizes (its table, regenerated with measured bytes), the
+  others at the config's default size only."""
   if size != 'full':
     return STAGES
-  freq = [Stage(f'freq_ae_c{c}', freq_ae_config, arg=f'latent={c}')
-          for c in freq_ae_config.LATENT_SIZES]
-  return tuple(s for stage in STAGES for s in (freq if stage.name == 'freq_ae' else [stage]))
+  freq = [s for c in freq_ae_config.LATENT_SIZES for s in (
+      Stage(f'freq_ae_c{c}', freq_ae_config, arg=f'latent={c}'),
+      _quantised(f'freq_ae_c{c}', arg=f'latent={c}'))]
+  return tuple(s for stage in STAGES if stage.name not in ('freq_ae', 'freq_ae_q')
+               for s in (freq if stage.name == 'time_ae_q' else []) + [stage])
 # Seconds per stage and size (measured here on 2 CPU cores, with some slack); full: no budget.
 BUDGETS_S = {
-    'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'codec': 25, 'classifier': 15,
-              'classifier_mel': 15, 'evaluate': 30, 'report': 15},
-    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'codec': 240, 'classifier': 60,
-              'classifier_mel': 90, 'evaluate': 150, 'report': 30},
+    'smoke': {'data': 15, 'time_ae': 15, 'freq_ae': 20, 'time_ae_q': 15, 'freq_ae_q': 20,
+              'codec': 25, 'classifier': 15, 'classifier_mel': 15, 'evaluate': 40, 'report': 15},
+    'quick': {'data': 60, 'time_ae': 120, 'freq_ae': 120, 'time_ae_q': 40, 'freq_ae_q': 40,
+              'codec': 240, 'classifier': 60, 'classifier_mel': 90, 'evaluate': 180,
+              'report': 30},
 }
 
 
@@ -83,8 +98,10 @@ def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
   config.data.name = dataset
   config.data.data_dir = data_dir or ''
   config.data.manual_dir = manual_dir or ''
-  if stage.encoder:
-    config.encoder_workdir = os.path.join(workdir, stage.encoder)
+  for field, source in stage.links:
+    config[field] = os.path.join(workdir, source)
+  if stage.fine_tune and size == 'quick':
+    config.steps = max(config.steps // 10, 1)
   return config
 
 

@@ -9,12 +9,16 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
+from fmacomp import audio
 from fmacomp import baselines
 from fmacomp import codec_eval
+from fmacomp import compress
+from fmacomp import compressed_genre
 from fmacomp import datasets
 from fmacomp import evaluate
 from fmacomp import metrics
@@ -45,7 +49,8 @@ def clips_of(study, results):
 def test_rows_carry_both_bitrates_honestly(results):
   rows = results['compression']['rows']
   families = [r['family'] for r in rows]
-  assert [r['name'] for r in rows[:3]] == ['freq_ae C=16', 'time_ae', 'codec']
+  assert [r['name'] for r in rows[:5]] == ['freq_ae C=16', 'time_ae', 'codec', 'freq_ae_q C=16',
+                                          'time_ae_q']
   assert {'mp3', 'opus', 'resampling'} <= set(families)
   for row in rows:
     assert row['split'] == 'test'
@@ -55,12 +60,17 @@ def test_rows_carry_both_bitrates_honestly(results):
       assert results['runs'][row['runs'][0]]['config']['model']['name'] == row['model']
       if row['kind'] == 'autoencoder':  # float latents: no file, so no measured bitrate
         assert row['kbps_measured'] is None and row['kbps_nominal'] > 0
-      else:  # the codec: a real file, far below the 16-bit count of its symbols
+      else:  # codecs: real files, far below the 16-bit count of their symbols
         assert 0 < row['kbps_measured'] < row['kbps_nominal']
     elif row['family'] in ('mp3', 'opus'):
       assert row['kbps_nominal'] is None and row['kbps_measured'] > 0
     else:
       assert row['kbps_measured'] is None and row['kbps_nominal'] == row['target_kbps']
+  # The quantised time_ae: time_ae's latent (plus the frame its VALID conv drops per crop).
+  by_name = {r['name']: r for r in rows}
+  assert by_name['time_ae_q']['kbps_nominal'] == pytest.approx(
+      by_name['time_ae']['kbps_nominal'], rel=0.01)
+  assert by_name['time_ae_q']['base'] == 'time_ae' and by_name['time_ae_q']['kind'] == 'codec'
 
 
 def test_rows_recompute_from_the_same_clips(study, results, tmp_path):
@@ -84,13 +94,19 @@ def test_rows_recompute_from_the_same_clips(study, results, tmp_path):
 
 
 def test_reference_table_keeps_the_published_numbers_beside_ours(results):
-  table = {r['latent_channels']: r for r in results['reference_table']['rows']}
-  assert [(c, table[c]['reference_kbps'], table[c]['reference_rmse'])
-          for c in (512, 256, 128, 64, 32)] == list(rd.REFERENCE_TABLE)
-  freq = next(r for r in results['compression']['rows'] if r.get('model') == 'freq_ae')
-  ours = table[freq['latent_channels']]  # the tiny config's C = 16, not in the reference
-  assert ours['reference_rmse'] is None
-  assert ours['seed_spectral_rmse'] == freq['metrics']['seed_spectral_rmse']
+  table = results['reference_table']['rows']
+  assert [(r['latent_channels'], r['reference_kbps'], r['reference_rmse'])
+          for r in table[:5]] == list(rd.REFERENCE_TABLE)
+  assert all(r['name'] is None for r in table[:5])
+  # Ours: the tiny configs' C = 16 (not in the reference), float and quantised.
+  ours = {r['name']: r for r in table[5:]}
+  assert sorted(ours) == ['freq_ae C=16', 'freq_ae_q C=16']
+  rows = results['compression']['rows']
+  for entry in ours.values():
+    assert entry['latent_channels'] == 16 and entry['reference_rmse'] is None
+    assert entry['seed_spectral_rmse'] == rows[entry['row']]['metrics']['seed_spectral_rmse']
+  assert ours['freq_ae C=16']['kbps_measured'] is None
+  assert ours['freq_ae_q C=16']['kbps_measured'] > 0
 
 
 def test_genre_reports_are_consistent(results):
@@ -106,7 +122,26 @@ def test_genre_reports_are_consistent(results):
       assert confusion.shape == (len(names), len(names)) and confusion.sum() == n == report['n']
       assert report['accuracy'] == pytest.approx(np.trace(confusion) / n)
     assert c['song_accuracy']['mean'] == run['song']['accuracy']
-  assert results['genre']['compressed']['status'] == 'pending'
+
+
+def test_the_classifier_reads_compressed_files(study, results):
+  compressed = results['genre']['compressed']
+  assert compressed['status'] == 'done' and compressed['tracks'] == 8
+  (row,) = compressed['rows']  # the latent classifier reading the quantised time_ae's files
+  assert (row['classifier'], row['codec'], row['split']) == ('classifier', 'time_ae_q', 'test')
+  assert row['song']['n'] == 8 and row['segment']['n'] == 8 * 5
+  assert row['song_accuracy'] == row['song']['accuracy']
+  # The bitrate is that of the files the classifier read: encode the tracks again and count.
+  builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(study.data_dir))
+  codec = model_store.load(str(study.workdir / 'time_ae_q'))
+  n_bytes, seconds = 0, 0.0
+  with tempfile.TemporaryDirectory() as tmp:
+    for _, _, x in compressed_genre.test_tracks(builder):
+      audio.write_audio(os.path.join(tmp, 'x.wav'), x, 16000, subtype='FLOAT')
+      n_bytes += compress.encode_file(os.path.join(tmp, 'x.wav'), os.path.join(tmp, 'x.fmac'),
+                                      codec).bytes
+      seconds += len(x) / 16000
+  assert row['kbps_measured'] == pytest.approx(8 * n_bytes / seconds / 1000)
 
 
 def test_latent_projections_and_listening_files(study, results):
@@ -116,7 +151,8 @@ def test_latent_projections_and_listening_files(study, results):
     assert len(p['pca']['points']) == len(p['tsne']['points']) == len(p['labels']) == p['n'] == 40
   (entry,) = results['listening']  # smoke: one clip
   names = [item['name'] for item in entry['items']]
-  assert names[:4] == ['original', 'freq_ae C=16', 'time_ae', 'codec']
+  assert names[:6] == ['original', 'freq_ae C=16', 'time_ae', 'codec', 'freq_ae_q C=16',
+                       'time_ae_q']
   assert any(n.startswith('mp3') for n in names) and any(n.startswith('opus') for n in names)
   for item in entry['items']:
     assert (study.workdir / 'eval' / item['path']).stat().st_size > 1000

@@ -11,7 +11,8 @@ from fmacomp import study as study_lib
 sys.path.insert(0, os.path.dirname(__file__))
 import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-STAGES = ('time_ae', 'freq_ae', 'codec', 'classifier', 'classifier_mel')
+STAGES = ('time_ae', 'freq_ae', 'time_ae_q', 'freq_ae_q', 'codec', 'classifier',
+          'classifier_mel')
 
 
 @pytest.fixture(name='study')
@@ -36,7 +37,8 @@ def test_smoke_study_runs_every_stage_and_ends_with_the_report(study):
   assert summary['size'] == 'smoke' and set(summary['timing_s']) >= set(STAGES)
   results = json.loads((study.workdir / 'eval' / 'results.json').read_text())
   assert sorted(results['runs']) == sorted(STAGES)
-  assert study.seconds < 240  # under 2 minutes on an idle machine; slack for a shared one
+  # About 2 minutes on an idle 2-core machine; the bound leaves room for a shared one.
+  assert study.seconds < 400
 
 
 def test_rerunning_resumes_without_training_or_evaluating_again(study):
@@ -68,8 +70,14 @@ def test_smoke_and_full_together_is_a_usage_error(tmp_path):
 
 def test_full_study_trains_every_reference_latent_size():
   names = [s.name for s in study_lib.stages('full')]
-  assert names == ['time_ae', 'freq_ae_c512', 'freq_ae_c256', 'freq_ae_c128', 'freq_ae_c64',
-                   'freq_ae_c32', 'codec', 'classifier', 'classifier_mel']
-  config = study_lib.stage_config(study_lib.stages('full')[4], 'full', '/w', 'fma/small')
+  assert names == ['time_ae'] + [f'freq_ae_c{c}{q}' for c in (512, 256, 128, 64, 32)
+                                 for q in ('', '_q')] + list(STAGES[2:3] + STAGES[4:])
+  config = study_lib.stage_config(study_lib.stages('full')[7], 'full', '/w', 'fma/small')
   assert config.model.latent_channels == 64 and config.data.name == 'fma/small'
+  quantised = study_lib.stage_config(study_lib.stages('full')[8], 'full', '/w', 'fma/small')
+  assert (quantised.model.base, quantised.model.base_kwargs.latent_channels,
+          quantised.ae_workdir) == ('freq_ae', 64, '/w/freq_ae_c64')
   assert [s.name for s in study_lib.stages('quick')] == list(STAGES)
+  # Quick fine-tuning: a tenth of the autoencoder's steps, from its checkpoint.
+  quick = study_lib.stage_config(study_lib.stages('quick')[2], 'quick', '/w', 'synthetic_music')
+  assert (quick.steps, quick.ae_workdir) == (30, '/w/time_ae')
