@@ -204,28 +204,6 @@ def _name_latent_sizes(rows):
       row['name'] = f'{row["name"]} C={row["latent_channels"]}'
 
 
-def _genre(runs, builder, options):
-  label_names = list(builder.info.features['label'].names)
-  out = []
-  for group, members in _groups(runs, 'classifier').items():
-    reports = []
-    for run in members:
-      model, variables, config, step = genre.load_classifier(run.workdir, builder)
-      outputs = genre.segment_outputs(model, variables, builder, config,
-                                      num_segments=options.genre_segments)
-      reports.append(dict(genre.genre_report(outputs, label_names), run=run.name,
-                          seed=int(config.seed), step=int(step)))
-    config = members[0].config
-    encoder = (checkpointing.load_config(config.encoder_workdir).model.name
-               if config.model.frontend == 'latent' else None)
-    out.append({'name': group, 'frontend': config.model.frontend, 'encoder': encoder,
-                'split': 'test', 'segments_per_track': options.genre_segments,
-                'runs': reports,
-                'segment_accuracy': rd.over_seeds([r['segment']['accuracy'] for r in reports]),
-                'song_accuracy': rd.over_seeds([r['song']['accuracy'] for r in reports])})
-  return out
-
-
 def _test_latents(model, variables, builder, config, num_segments, max_points):
   """Latents of test segments averaged over frames: (float [N, C], labels int [N])."""
   feats, labels = [], []
@@ -325,7 +303,8 @@ def evaluate(workdir, options=None):
   kept.update({len(rows) + i: v for i, v in base_kept.items()})
   rows += base_rows
   timing['baselines'] = time.time() - t0 - sum(timing.values())
-  classifiers = _genre(runs, builder, options)
+  classifiers = genre.evaluate_groups(_groups(runs, 'classifier'), builder,
+                                      options.genre_segments)
   compressed = compressed_genre.compressed_genre(runs, builder, options.genre_segments)
   timing['genre'] = time.time() - t0 - sum(timing.values())
   projections = _projections(runs, builder, options)

@@ -5,6 +5,7 @@ crop length and rate; `fmacomp.datasets.pipeline.eval_batches`). Segment accurac
 one of those segments; song accuracy takes a vote over a track's segments, ties broken by the
 summed probabilities of the tied genres (the reference compared arrays of the wrong shape here).
 
+`evaluate_groups` reports classifier groups (runs differing by seed) for results.json.
 `classify_latents` runs a latent classifier's head on latents given from outside (e.g. symbols
 entropy-decoded from a file and dequantised) in place of its encoder's output: the encoder is
 intercepted, not run, and no audio is reconstructed.
@@ -17,6 +18,7 @@ import jax
 import numpy as np
 
 from fmacomp import checkpointing
+from fmacomp import rate_distortion
 from fmacomp import tasks
 from fmacomp.datasets import pipeline
 from fmacomp.models import classifier as classifier_lib
@@ -117,6 +119,27 @@ def genre_report(outputs, label_names):
   truth = {t: int(l) for t, l in zip(outputs['track_ids'], labels)}
   song = classification_report([truth[t] for t in ids], predictions, label_names)
   return {'segment': segment, 'song': song}
+
+
+def evaluate_groups(groups, builder, segments):
+  """Test-split reports of classifier groups ({group: [runs]}), with accuracy over seeds."""
+  label_names = list(builder.info.features['label'].names)
+  out = []
+  for group, members in groups.items():
+    reports = []
+    for run in members:
+      model, variables, config, step = load_classifier(run.workdir, builder)
+      outputs = segment_outputs(model, variables, builder, config, num_segments=segments)
+      reports.append(dict(genre_report(outputs, label_names), run=run.name,
+                          seed=int(config.seed), step=int(step)))
+    config = members[0].config
+    encoder = (checkpointing.load_config(config.encoder_workdir).model.name
+               if config.model.frontend == 'latent' else None)
+    over_seeds = lambda level: rate_distortion.over_seeds([r[level]['accuracy'] for r in reports])
+    out.append({'name': group, 'frontend': config.model.frontend, 'encoder': encoder,
+                'split': 'test', 'segments_per_track': segments, 'runs': reports,
+                'segment_accuracy': over_seeds('segment'), 'song_accuracy': over_seeds('song')})
+  return out
 
 
 def classify_latents(model, variables, latents, input_length):

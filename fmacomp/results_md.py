@@ -44,7 +44,8 @@ def _compression(results):
 
 def _reference(results):
   body = [[r['latent_channels'], number(r['reference_kbps']), number(r['reference_rmse']),
-           r['name'] or '-', number(r['kbps_nominal']), number(r['kbps_measured']), stat(r['seed_spectral_rmse'])]
+           r['name'] or '-', number(r['kbps_nominal']), number(r['kbps_measured']),
+           stat(r['seed_spectral_rmse'])]
           for r in results['reference_table']['rows']]
   return ["## The reference's table, regenerated (freq_ae)", '',
           f'Reference: {results["reference_table"]["source"]}.', ''] + _table(
