@@ -10,6 +10,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MAIN = ROOT / 'launch' / 'main.py'
@@ -35,7 +36,6 @@ def run_main(workdir, data_dir, *flags):
 def get(tmp_path_factory):
   """The session's smoke study (run on first use)."""
   if 'study' not in _CACHE:
-    import time  # pylint: disable=g-import-not-at-top
     root = tmp_path_factory.mktemp('smoke_study')
     t0 = time.time()
     run = run_main(root / 'study', root / 'data', '--smoke')
