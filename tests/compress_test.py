@@ -175,7 +175,7 @@ def loop_to_flac(path, clip, rate, seconds):
 def test_memory_does_not_grow_with_length(workdir, tmp_path):
   clip = music(10.0, 22050, 2)
   peaks = {}
-  for minutes in (1, 4):
+  for minutes in (1, 8):
     source = tmp_path / f'{minutes}min.flac'
     loop_to_flac(source, clip, 22050, 60 * minutes)
     run = subprocess.run([sys.executable, '-c', MEMORY_SCRIPT, str(workdir), str(source),
@@ -184,11 +184,13 @@ def test_memory_does_not_grow_with_length(workdir, tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     peaks[minutes] = json.loads(run.stdout.strip().splitlines()[-1])['peak_kb'] / 1024
     assert sf.info(tmp_path / f'{minutes}min.wav').frames == sf.info(source).frames
-  growth = peaks[4] - peaks[1]
-  # Holding 3 more minutes of 22.05 kHz stereo float32 would take 30 MiB (23 MiB at 16 kHz).
-  print(f'peak_rss_1min_mib={peaks[1]:.1f} peak_rss_4min_mib={peaks[4]:.1f} '
+  growth = peaks[8] - peaks[1]
+  # Holding 7 more minutes of 22.05 kHz stereo float32 would take 71 MiB. The peak of runs of the
+  # same length varies by up to 7 MiB (allocator, compile), so the bound is well above that and
+  # well below the cost of holding the signal.
+  print(f'peak_rss_1min_mib={peaks[1]:.1f} peak_rss_8min_mib={peaks[8]:.1f} '
         f'growth_mib={growth:.1f}')
-  assert growth < 12
+  assert growth < 30
 
 
 @pytest.fixture(scope='module')
