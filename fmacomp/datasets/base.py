@@ -105,6 +105,17 @@ def read_skipped(data_dir):
     return json.load(f)
 
 
+class LocalDatasetInfo(tfds.core.DatasetInfo):
+  """DatasetInfo for datasets that TFDS's public bucket never holds.
+
+  tfds 4.9 calls `initialize_from_bucket` for every builder of a dataset not built yet, and it
+  leaves an empty `/tmp/tmp*tfds` folder behind each time (thousands over a test suite).
+  """
+
+  def initialize_from_bucket(self):
+    pass
+
+
 class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   """Base builder: decode -> mono -> storage rate -> int16 records, with a skip log."""
 
@@ -136,7 +147,7 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     return samples
 
   def _info(self):
-    return tfds.core.DatasetInfo(
+    return LocalDatasetInfo(
         builder=self,
         description=self.DESCRIPTION,
         features=features(self._label_names()),

@@ -2,6 +2,8 @@
 config's rate, music rather than noise or silence, and neither trivial nor hopeless to classify.
 """
 
+import tempfile
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,17 @@ def test_default_configs_cover_every_storage_rate():
       'default': 44100, 'default_22k': 22050, 'default_16k': 16000}
   for c in configs.values():
     assert c.min_duration_s < c.track_s
+
+
+def test_a_builder_leaves_no_temporary_folder(tmp_path, monkeypatch):
+  # tfds 4.9 looks up every unbuilt dataset in its public bucket through a new temp folder that
+  # it never removes; base.LocalDatasetInfo skips the lookup.
+  scratch = tmp_path / 'tmp'
+  scratch.mkdir()
+  monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
+  builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(tmp_path / 'data'))
+  assert builder.info.name == 'synthetic_music'
+  assert not list(scratch.iterdir())
 
 
 def _peakiness_db(x, n_fft=2048):
