@@ -16,9 +16,7 @@ from fmacomp import sweep
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'The sweep directory.')
-flags.DEFINE_string('coordinator_address', '', 'host:port of process 0 (multi-host).')
-flags.DEFINE_integer('num_processes', 0, 'Number of processes (multi-host).')
-flags.DEFINE_integer('process_id', -1, 'This process\'s index (multi-host).')
+distributed.define_flags()
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -35,7 +33,7 @@ def _sweep_overrides():
 
 def main(argv):
   del argv
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  distributed.initialize_from_flags()
   sweep.run_sweep(FLAGS.config, _sweep_overrides(), FLAGS.workdir)
   print(f'sweep={os.path.join(os.path.abspath(FLAGS.workdir), "sweep.md")}', flush=True)
 

@@ -1,8 +1,8 @@
 r"""Trains one model: `python launch/train.py --config=fmacomp/configs/X.py[:ARGS] --workdir=DIR`.
 
 Overrides: `--config.steps=100 --config.data.name=fma/small`. Multi-host: on a TPU VM pod run
-the same command on every host; elsewhere add `--coordinator_address=HOST:PORT
---num_processes=N --process_id=I`. The last stdout line is `params_checksum=<sha256>`.
+the same command with `--distributed` on every host; elsewhere add
+`--coordinator_address=HOST:PORT --num_processes=N --process_id=I`. The last stdout line is `params_checksum=<sha256>`.
 """
 
 from absl import flags
@@ -14,16 +14,14 @@ from fmacomp import train
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and config.json go.')
-flags.DEFINE_string('coordinator_address', '', 'host:port of process 0 (multi-host).')
-flags.DEFINE_integer('num_processes', 0, 'Number of processes (multi-host).')
-flags.DEFINE_integer('process_id', -1, 'This process\'s index (multi-host).')
+distributed.define_flags()
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+  distributed.initialize_from_flags()
   checksum = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   print(f'params_checksum={checksum}', flush=True)
 
