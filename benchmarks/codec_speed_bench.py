@@ -63,7 +63,7 @@ def _baseline_coder(name, kbps):
   if name == 'mp3':
     rate, bitrate = baselines.mp3_setting(kbps, RATE)
     kwargs = dict(format='MP3', subtype='MPEG_LAYER_III', bitrate_mode='CONSTANT',
-                  compression_level=baselines._lame_compression_level(bitrate, rate))  # pylint: disable=protected-access
+                  compression_level=baselines.lame_compression_level(bitrate, rate))
   else:
     rate = baselines.OPUS_RATE
     kwargs = dict(format='OGG', subtype='OPUS',

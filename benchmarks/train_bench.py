@@ -75,7 +75,7 @@ def fmacomp_stepper(config, batch_size):
   params = variables.pop('params')
   state = train.TrainState.create(apply_fn=None, params=params, tx=train.make_optimizer(config),
                                   extra=variables,
-                                  loss_fn=functools.partial(tasks._autoencoder_loss, model))  # pylint: disable=protected-access
+                                  loss_fn=functools.partial(tasks.autoencoder_loss, model))
   rng = jax.random.key(1)
   start = time.perf_counter()
   compiled = jax.jit(train.train_step, donate_argnums=(0,)).lower(

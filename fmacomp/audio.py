@@ -391,8 +391,8 @@ def mel_filterbank(sample_rate, n_fft, n_mels, fmin=0.0, fmax=None):
   return _mel_filterbank(int(sample_rate), int(n_fft), int(n_mels), float(fmin), float(fmax))
 
 
-@functools.partial(jax.jit, static_argnames=('sample_rate', 'n_fft', 'hop', 'n_mels', 'power', 'fmin',
-                                             'fmax'))
+@functools.partial(jax.jit, static_argnames=('sample_rate', 'n_fft', 'hop', 'n_mels', 'power',
+                                             'fmin', 'fmax'))
 def mel_spectrogram(x, sample_rate, n_fft, hop, n_mels, power=1.0, fmin=0.0, fmax=None):
   """Mel spectrogram: (..., T) -> float32 (..., 1 + T // hop, n_mels).
 
@@ -406,8 +406,8 @@ def mel_spectrogram(x, sample_rate, n_fft, hop, n_mels, power=1.0, fmin=0.0, fma
   return mag @ mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax)
 
 
-@functools.partial(jax.jit, static_argnames=('sample_rate', 'n_fft', 'hop', 'n_mels', 'power', 'fmin',
-                                             'fmax'))
+@functools.partial(jax.jit, static_argnames=('sample_rate', 'n_fft', 'hop', 'n_mels', 'power',
+                                             'fmin', 'fmax'))
 def log_mel(x, sample_rate, n_fft, hop, n_mels, power=1.0, fmin=0.0, fmax=None):
   """log10(max(mel_spectrogram(...), 1e-5)): (..., T) -> (..., 1 + T // hop, n_mels)."""
   mel = mel_spectrogram(x, sample_rate, n_fft, hop, n_mels, power, fmin, fmax)

@@ -94,7 +94,7 @@ def mp3_setting(kbps, sample_rate):
   return rate, int(table[np.argmin(np.abs(np.log(table / kbps)))])
 
 
-def _lame_compression_level(bitrate, rate):
+def lame_compression_level(bitrate, rate):
   """The compression_level that makes libsndfile ask LAME for `bitrate` (CBR).
 
   libsndfile maps level c in [0, 1] to int(top - c * (top - bottom)) kbps with (top, bottom)
@@ -127,7 +127,7 @@ def mp3(x, sample_rate, kbps):
   y = audio.resample(x, sample_rate, rate)  # [T'] at the MP3's rate
   buf = io.BytesIO()
   with sf.SoundFile(buf, 'w', rate, 1, format='MP3', subtype='MPEG_LAYER_III',
-                    compression_level=_lame_compression_level(bitrate, rate),
+                    compression_level=lame_compression_level(bitrate, rate),
                     bitrate_mode='CONSTANT') as f:
     f.write(y)
   data = buf.getvalue()

@@ -73,7 +73,8 @@ def _eval_batches(config, builder, mesh):
   """Validation batches as global arrays (segments of the crop length), at most N batches."""
   batches = pipeline.eval_batches(
       builder, split='validation', segment_s=config.crop_s, sample_rate=config.sample_rate,
-      batch_size=config.batch_size // jax.process_count(), label_filter=config.get('label_filter') or None)
+      batch_size=config.batch_size // jax.process_count(),
+      label_filter=config.get('label_filter') or None)
   sharding = jax.NamedSharding(mesh, jax.P('data'))
   for i, batch in enumerate(batches):
     if config.eval_batches and i >= config.eval_batches:
@@ -96,7 +97,7 @@ class AutoencoderTask:
       kwargs.update(norm_mean=float(mean), norm_std=float(std))
     self.model = models.get_model(config.model.name, **kwargs)
     self.crop_len = int(round(config.crop_s * config.sample_rate))
-    self.loss = functools.partial(_autoencoder_loss, self.model)
+    self.loss = functools.partial(autoencoder_loss, self.model)
     self._eval_step = jax.jit(functools.partial(_autoencoder_eval, self.model))
 
   def init_variables(self, rng):
@@ -121,7 +122,7 @@ class AutoencoderTask:
             'examples': count}
 
 
-def _autoencoder_loss(model, params, extra, batch, rng):
+def autoencoder_loss(model, params, extra, batch, rng):
   out = model.apply({'params': params, **extra}, batch['audio'], train=True,
                     rngs={'dropout': rng})
   loss = jnp.mean(jnp.square(out['prediction'] - out['target']))
@@ -270,7 +271,8 @@ class CodecTask:
 def _codec_terms(loss_config, sample_rate, out, length):
   """Per-example loss parts [B] of a codec output: distortion, rate and their total."""
   x, y = out['target'], out['prediction']
-  terms = {'mel_loss': (loss_config.mel, lambda a, b: losses.multiscale_mel_loss(a, b, sample_rate)),
+  terms = {'mel_loss': (loss_config.mel,
+                        lambda a, b: losses.multiscale_mel_loss(a, b, sample_rate)),
            'stft_loss': (loss_config.stft, losses.multi_resolution_stft_loss),
            'l1_loss': (loss_config.l1, losses.waveform_l1),
            'mse_loss': (loss_config.mse, losses.waveform_mse)}

@@ -2,7 +2,8 @@ r"""Trains one model: `python launch/train.py --config=fmacomp/configs/X.py[:ARG
 
 Overrides: `--config.steps=100 --config.data.name=fma/small`. Multi-host: on a TPU VM pod run
 the same command with `--distributed` on every host; elsewhere add
-`--coordinator_address=HOST:PORT --num_processes=N --process_id=I`. The last stdout line is `params_checksum=<sha256>`.
+`--coordinator_address=HOST:PORT --num_processes=N --process_id=I`. The last stdout line is
+`params_checksum=<sha256>`.
 """
 
 from absl import flags

@@ -17,11 +17,11 @@ take the estimate's noise). `lmbda=X` alone is the plain Lagrangian D + X x kbps
   python launch/sweep.py --config=fmacomp/configs/codec.py:quick --workdir=/tmp/codec_rd
   python launch/encode.py song.flac song.fmac --model=/tmp/codec
 
-Variants: `tiny` (tests: 16 kHz, hop 32, two stages of a few channels, mel + L1 loss, trains in seconds on
-synthetic_music/tiny), `quick` (16 kHz, hop 40, a few minutes here on synthetic_music), full
-(44.1 kHz, strides 2-4-5-8 = hop 320, 137.8 latent frames/s; the real-music model of the next
-issue: train it on `data=music_folder` with `--config.data.manual_dir=../shared/realmusic`, whose
-splits.json fixes the split; not trained in CI).
+Variants: `tiny` (tests: 16 kHz, hop 32, two stages of a few channels, mel + L1 loss, trains in
+seconds on synthetic_music/tiny), `quick` (16 kHz, hop 40, a few minutes here on
+synthetic_music), full (44.1 kHz, strides 2-4-5-8 = hop 320, 137.8 latent frames/s; not trained
+in CI). The shipped real-music codecs come from `codec_music.py`, a 22.05 kHz variant sized for a
+CPU.
 
 Arguments: `quick`, `tiny`, `kbps=N` (target bitrate), `lmbda=X` (rate weight), `seed=N`,
 `data=NAME`.
