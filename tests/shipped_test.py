@@ -1,12 +1,19 @@
 """The shipped real-music codecs: present in the package, and each one encodes and decodes.
 
 They are read through the installed package (`importlib.resources`), as after `pip install`;
-`setup.cfg`'s package_data (`shipped/*, shipped/**/*`) is what puts them there.
+`setup.cfg`'s package_data (`shipped/*, shipped/**/*`) is what puts them there, which a test
+checks on a wheel built from this checkout: every shipped file is in it, and encode and decode
+run from the unpacked wheel alone.
 """
 
 import importlib.resources
 import json
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
 
 import numpy as np
 import pytest
@@ -70,3 +77,51 @@ def test_each_shipped_model_encodes_and_decodes(name, tmp_path):
   assert rate == RATE and y.shape == x.shape
   # The decoded clip is music, not silence or noise: far closer to the input than silence is.
   assert metrics.mel_distance(x, y, RATE) < 0.5 * metrics.mel_distance(x, 0 * x + 1e-4, RATE)
+
+
+WHEEL_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import soundfile as sf
+    import fmacomp
+    from fmacomp import compress, model_store
+    site, tmp = sys.argv[1:3]
+    assert fmacomp.__file__.startswith(site), fmacomp.__file__
+    rate = 22050
+    t = np.arange(rate) / rate
+    sf.write(tmp + '/in.wav', 0.3 * np.sin(2 * np.pi * 440 * t), rate)
+    for name in model_store.shipped_models():
+      compress.encode_file(tmp + '/in.wav', tmp + '/x.fmac', model_store.load(name))
+      compress.decode_file(tmp + '/x.fmac', tmp + '/out.wav')
+      assert sf.info(tmp + '/out.wav').frames == rate
+      print(name)
+""")
+
+
+def test_a_wheel_carries_every_shipped_model_and_they_run_from_it(tmp_path):
+  # A copy of the checkout's package files, so that no stale build/ folder leaks into the wheel
+  # and the build writes nothing into the checkout.
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  source = tmp_path / 'source'
+  shutil.copytree(os.path.join(repo, 'fmacomp'), source / 'fmacomp',
+                  ignore=shutil.ignore_patterns('__pycache__'))
+  for name in ('setup.cfg', 'pyproject.toml', 'README.md'):
+    shutil.copy(os.path.join(repo, name), source / name)
+  # No build isolation: the test extra pins a setuptools that builds wheels by itself, offline.
+  build = subprocess.run(
+      [sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q',
+       '-w', str(tmp_path / 'dist'), str(source)], capture_output=True, text=True, timeout=300)
+  assert build.returncode == 0, build.stderr[-3000:]
+  (wheel,) = (tmp_path / 'dist').glob('fmacomp-*.whl')
+  names = set(zipfile.ZipFile(wheel).namelist())
+  root = os.path.dirname(os.path.dirname(model_store.SHIPPED_DIR))
+  shipped = {os.path.relpath(os.path.join(d, f), root)
+             for d, _, fs in os.walk(model_store.SHIPPED_DIR) for f in fs}
+  assert shipped and shipped <= names, sorted(shipped - names)[:5]
+  site = tmp_path / 'site'
+  zipfile.ZipFile(wheel).extractall(site)
+  run = subprocess.run([sys.executable, '-c', WHEEL_SCRIPT, str(site), str(tmp_path)],
+                       env={**os.environ, 'PYTHONPATH': str(site)}, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert run.stdout.split() == model_store.shipped_models()
