@@ -133,7 +133,7 @@ def main(argv):
       name, result = _fmacomp(spec, long_wav, short_wav, tmp, seconds)
       results[name] = result
       logging.info('%s done', name)
-  print(f'| codec | kbps | encode x real time | decode x real time | start-up |')
+  print('| codec | kbps | encode x real time | decode x real time | start-up |')
   print('|---|---:|---:|---:|---|')
   for name, r in results.items():
     startup = (f"load {r['load_s']:.1f} s, compile enc {r['compile_encode_s']:.1f} s / dec "

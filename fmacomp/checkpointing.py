@@ -13,6 +13,7 @@ checkpoint's parameters and non-trainable collections (normalisation statistics,
 restored on the host without the optimiser.
 """
 
+import hashlib
 import json
 import os
 
@@ -124,3 +125,18 @@ def _host_restore_args(item):
   tree = getattr(metadata, 'item_metadata', metadata)
   tree = getattr(tree, 'tree', tree)
   return jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+
+
+def params_checksum(params):
+  """sha256 over the parameters: leaves in sorted key-path order, native dtype, little-endian.
+
+  The identity of a trained model: train.py prints it last, `.fmac` headers carry its first 16
+  bytes (`codec.weights_hash`), and CDF tables record the parameters they were frozen from.
+  """
+  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
+  digest = hashlib.sha256()
+  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
+    array = np.asarray(jax.device_get(leaf))
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
+  return digest.hexdigest()

@@ -14,7 +14,6 @@ recompute them from floats. A shipped model ships its tables.
 
 import dataclasses
 import functools
-import hashlib
 import json
 import os
 
@@ -112,19 +111,6 @@ def _step_dir(workdir, step):
   raise errors.InputError(workdir, f'checkpoint step {step} has no folder')
 
 
-def params_checksum(params):
-  """train.py's `params_checksum` (sha256 over leaves in sorted key-path order, native dtype,
-  little-endian), computed here so that coding never imports the trainer (optax, grain,
-  tensorboardX, which imports torch when it is installed); a test keeps the two equal."""
-  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  digest = hashlib.sha256()
-  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
-    array = np.asarray(jax.device_get(leaf))
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
-  return digest.hexdigest()
-
-
 def _freeze_tables(model, variables):
   return bottleneck.cdf_tables(model.make_bottleneck(),
                                {'params': variables['params']['bottleneck']})
@@ -137,7 +123,8 @@ def export_tables(workdir):
   tables = _freeze_tables(model, variables)
   with files.atomic_path(path) as tmp:
     with open(tmp, 'wb') as f:
-      np.savez(f, cdf=tables['cdf'], params_checksum=params_checksum(variables['params']))
+      np.savez(f, cdf=tables['cdf'],
+               params_checksum=checkpointing.params_checksum(variables['params']))
   return path
 
 
@@ -185,7 +172,7 @@ class Codec:
   def __init__(self, point):
     self.point = point
     self.model, self.variables, step = _restore(point.workdir)
-    checksum = params_checksum(self.variables['params'])
+    checksum = checkpointing.params_checksum(self.variables['params'])
     self.model_hash = fmac.weights_hash(checksum)
     self.tables = _tables(point.workdir, step, self.model, self.variables, checksum)
     self.sample_rate, self.hop = int(self.model.sample_rate), self.model.hop

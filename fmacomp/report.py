@@ -166,7 +166,7 @@ def _genre(results):
     float_accuracy = {c['name']: c['song_accuracy']['mean'] for c in genre['classifiers']}
     points = [(r['classifier'], r['kbps_measured'], r['song_accuracy'])
               for r in compressed['rows']]
-    parts.append(f'<p class="note">Each test track compressed whole to a .fmac file; the '
+    parts.append('<p class="note">Each test track compressed whole to a .fmac file; the '
                  'classifier reads its entropy-decoded, dequantised latent (no decoder, no '
                  'audio).</p>')
     parts.append(_img(figures.accuracy_vs_kbps(points, float_accuracy),

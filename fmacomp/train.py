@@ -10,7 +10,6 @@ What a model is trained to do (its loss, its validation) lives in `fmacomp.tasks
 checkpoints in `fmacomp.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`.
 """
 
-import hashlib
 import json
 import os
 import time
@@ -56,17 +55,6 @@ def train_step(state, batch, rng):
                  update_norm=optax.global_norm(updates),
                  param_norm=optax.global_norm(new_state.params))
   return new_state, metrics
-
-
-def params_checksum(params):
-  """sha256 over the parameters: leaves in sorted key-path order, native dtype, little-endian."""
-  leaves = jax.tree_util.tree_flatten_with_path(params)[0]
-  digest = hashlib.sha256()
-  for path, leaf in sorted(leaves, key=lambda kv: jax.tree_util.keystr(kv[0])):
-    array = np.asarray(jax.device_get(leaf))
-    digest.update(jax.tree_util.keystr(path).encode())
-    digest.update(array.astype(array.dtype.newbyteorder('<')).tobytes())
-  return digest.hexdigest()
 
 
 def make_mesh(config):
@@ -258,4 +246,4 @@ def train_and_evaluate(config, workdir):
     ckpt.wait()
     ckpt.close()
     writer.close()
-  return params_checksum(state.params)
+  return checkpointing.params_checksum(state.params)

@@ -18,7 +18,6 @@ import pytest
 
 from fmacomp import checkpointing
 from fmacomp import errors
-from fmacomp import tasks
 from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
 from fmacomp.configs import time_ae as time_ae_config
@@ -37,7 +36,7 @@ def test_checksum_is_sha256_of_sorted_paths_and_little_endian_bytes():
                      ("['b']['kernel']", np.arange(6, dtype='<f4').reshape(2, 3))]:
     digest.update(path.encode())
     digest.update(leaf.tobytes())
-  assert train.params_checksum(_tree()) == digest.hexdigest()
+  assert checkpointing.params_checksum(_tree()) == digest.hexdigest()
 
 
 def test_checksum_ignores_insertion_order_byte_order_and_placement():
@@ -45,23 +44,23 @@ def test_checksum_ignores_insertion_order_byte_order_and_placement():
   reordered = {'a': tree['a'], 'b': tree['b']}
   big_endian = jax.tree.map(lambda x: x.astype(x.dtype.newbyteorder('>')), tree)
   on_device = jax.tree.map(jnp.asarray, tree)
-  expected = train.params_checksum(tree)
-  assert {train.params_checksum(t) for t in (reordered, big_endian, on_device)} == {expected}
+  expected = checkpointing.params_checksum(tree)
+  assert {checkpointing.params_checksum(t) for t in (reordered, big_endian, on_device)} == {expected}
 
 
 def test_checksum_sees_one_ulp_a_dtype_and_a_name():
-  expected = train.params_checksum(_tree())
+  expected = checkpointing.params_checksum(_tree())
   nudged = _tree()
   nudged['a']['bias'][0] = np.nextafter(np.float32(1.5), np.float32(2))
   as_half = jax.tree.map(lambda x: x.astype(np.float16), _tree())
   renamed = {'c' if k == 'b' else k: v for k, v in _tree().items()}
-  assert len({expected, *map(train.params_checksum, (nudged, as_half, renamed))}) == 4
+  assert len({expected, *map(checkpointing.params_checksum, (nudged, as_half, renamed))}) == 4
 
 
 def test_printed_checksum_is_the_saved_parameters(reference_run):
   variables, step = checkpointing.load_params(str(reference_run.workdir), which='latest')
   assert step == 12
-  assert train.params_checksum(variables['params']) == reference_run.checksum
+  assert checkpointing.params_checksum(variables['params']) == reference_run.checksum
 
 
 # --- Mesh, optimiser, non-finite check ------------------------------------------------------
