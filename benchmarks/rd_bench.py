@@ -79,6 +79,9 @@ def _score(x, y, rate):
 def fmacomp_rows(spec, excerpts, tmp):
   """One row per clip: the shipped model (or workdir) `spec` through real .fmac files."""
   codec = model_store.load(spec)
+  # A workdir's files carry the config's model name: the row is named after the workdir.
+  setting = codec.point.model if spec in model_store.shipped_models() else os.path.basename(
+      os.path.normpath(spec))
   rows = []
   for rel, x, rate in excerpts:
     wav, fmac, out = (os.path.join(tmp, n) for n in ('in.wav', 'x.fmac', 'out.wav'))
@@ -86,9 +89,9 @@ def fmacomp_rows(spec, excerpts, tmp):
     result = compress.encode_file(wav, fmac, codec)
     compress.decode_file(fmac, out, model=codec)
     y, _ = audio.read_audio(out)
-    rows.append(dict(codec='fmacomp', setting=codec.point.model, clip=rel,
+    rows.append(dict(codec='fmacomp', setting=setting, clip=rel,
                      kbps=result.kbps, **_score(x, y, rate)))
-    logging.info('%s %s: %.2f kbps', codec.point.model, rel, result.kbps)
+    logging.info('%s %s: %.2f kbps', setting, rel, result.kbps)
   return rows
 
 
