@@ -4,6 +4,12 @@ import contextlib
 import os
 import tempfile
 
+# The process's umask, read once at import (reading it means setting it, which is not safe once
+# other threads, such as orbax's, create files). mkstemp makes 0600 files; outputs get the mode
+# an ordinary open() would give them, so a shared workdir or report stays readable.
+UMASK = os.umask(0o022)
+os.umask(UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -19,6 +25,7 @@ def atomic_path(path):
                              dir=directory)
   os.close(fd)
   try:
+    os.chmod(tmp, 0o666 & ~UMASK)
     yield tmp
     os.replace(tmp, path)
   except BaseException:
