@@ -184,11 +184,12 @@ def goals(table):
         lines.append(f"{base}_at_{p}_{metric}={interpolate(table, base, metric, e['kbps']):.4f}")
     if e['kbps'] <= GOAL_KBPS and 'mel_distance' in _METRICS.value:
       for base in ('mp3', 'opus'):
-        better = e['mel_distance'] < interpolate(table, base, 'mel_distance', e['kbps'])
-        lines.append(f'{p}_mel_beats_{base}={int(better)}')
-      if 'visqol' in _METRICS.value:
-        better = e['visqol'] > interpolate(table, 'opus', 'visqol', e['kbps'])
-        lines.append(f'{p}_visqol_beats_opus={int(better)}')
+        theirs = interpolate(table, base, 'mel_distance', e['kbps'])
+        if not np.isnan(theirs):  # no goal line against a baseline that was not run
+          lines.append(f"{p}_mel_beats_{base}={int(e['mel_distance'] < theirs)}")
+      theirs = interpolate(table, 'opus', 'visqol', e['kbps'])
+      if 'visqol' in _METRICS.value and not np.isnan(theirs):
+        lines.append(f"{p}_visqol_beats_opus={int(e['visqol'] > theirs)}")
   return lines
 
 
