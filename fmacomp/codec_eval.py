@@ -1,6 +1,6 @@
 """Codec operating points in the evaluation: real .fmac files through `fmacomp.compress`.
 
-A codec run (a quantised model with an entropy model, `model_store.CODECS`) is evaluated
+A codec run (a quantised model with an entropy model, `models.CODECS`) is evaluated
 as a user would use it: each test clip is written to a WAV file, compressed to a .fmac file and
 decompressed with the public API of `fmacomp.compress` (`encode_file`, `decode_file`); its
 bitrate is the whole file's size (header included) x 8 / seconds.
@@ -16,14 +16,14 @@ import tempfile
 import numpy as np
 
 from fmacomp import audio
+from fmacomp import models
 from fmacomp import rate_distortion as rd
 
 
 
 def is_codec(config):
-  """A run whose model writes .fmac files (`model_store.CODECS`)."""
-  from fmacomp import model_store  # pylint: disable=g-import-not-at-top (heavy: jax models)
-  return config.model.name in model_store.CODECS
+  """A run whose model writes .fmac files (`models.CODECS`)."""
+  return config.model.name in models.CODECS
 
 
 def load(workdir):

@@ -31,7 +31,6 @@ from fmacomp.models import bottleneck
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
 TABLES_FILE = 'cdf_tables.npz'
-CODECS = ('conv_codec', 'quantised_ae')
 
 
 def shipped_models():
@@ -85,9 +84,9 @@ def operating_points(spec):
   runs = [r for r in runs if os.path.isdir(checkpointing.checkpoint_dir(r, checkpointing.BEST))]
   workdirs = runs or [root]
   config = checkpointing.load_config(workdirs[0])
-  if config.model.name not in CODECS:
+  if config.model.name not in models.CODECS:
     raise errors.InputError(spec, f'model {config.model.name!r} is not a codec '
-                                  f'(codecs: {", ".join(CODECS)})')
+                                  f'(codecs: {", ".join(models.CODECS)})')
   name = name or config.model.name
   points = sorted(((_best_kbps(w), w) for w in workdirs), key=lambda p: (np.nan_to_num(p[0]), p[1]))
   return [OperatingPoint(name, i, w, kbps) for i, (kbps, w) in enumerate(points)]

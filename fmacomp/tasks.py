@@ -30,17 +30,14 @@ from fmacomp import models
 from fmacomp.models import classifier as classifier_lib
 from fmacomp.datasets import pipeline
 
-AUTOENCODERS = ('freq_ae', 'time_ae')
-CODECS = ('conv_codec', 'quantised_ae')
-
 
 def make_task(config, builder):
   name = config.model.name
-  if name in AUTOENCODERS:
+  if name in models.AUTOENCODERS:
     return AutoencoderTask(config, builder)
   if name == 'classifier':
     return ClassifierTask(config, builder)
-  if name in CODECS:
+  if name in models.CODECS:
     return CodecTask(config, builder)
   raise errors.InputError('config.model.name', f'unknown model {name!r}')
 

@@ -25,6 +25,8 @@ _MODELS = {
     'quantised_ae': ('fmacomp.models.quantised_ae', 'QuantisedAE'),
 }
 AUTOENCODERS = ('freq_ae', 'time_ae')
+# Models with a bottleneck and an entropy model: they train with a rate term and write .fmac.
+CODECS = ('conv_codec', 'quantised_ae')
 
 
 def model_class(name):
