@@ -20,7 +20,6 @@ from fmacomp import models
 from fmacomp import rate_distortion as rd
 
 
-
 def is_codec(config):
   """A run whose model writes .fmac files (`models.CODECS`)."""
   return config.model.name in models.CODECS

@@ -110,6 +110,7 @@ def test_a_wheel_carries_every_shipped_model_and_they_run_from_it(tmp_path):
   # No build isolation: the test extra pins a setuptools that builds wheels by itself, offline.
   build = subprocess.run(
       [sys.executable, '-m', 'pip', 'wheel', '--no-deps', '--no-build-isolation', '-q',
+       '--disable-pip-version-check',
        '-w', str(tmp_path / 'dist'), str(source)], capture_output=True, text=True, timeout=300)
   assert build.returncode == 0, build.stderr[-3000:]
   (wheel,) = (tmp_path / 'dist').glob('fmacomp-*.whl')

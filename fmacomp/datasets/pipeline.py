@@ -49,8 +49,7 @@ def _process(process_index, process_count):
 
 
 def _dropped_ids(builder, label_filter):
-  """Label ids to drop: `label_filter` is a name or names (names absent from the set are ignored).
-  """
+  """Label ids to drop: `label_filter` is one name or several (unknown names are ignored)."""
   if not label_filter:
     return frozenset()
   names = [label_filter] if isinstance(label_filter, str) else list(label_filter)
