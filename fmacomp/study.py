@@ -12,9 +12,9 @@ Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is
   report          report/report.html (`fmacomp.report`); finished when newer than results.json
 
 Sizes: `smoke` (tiny configs, a small evaluation: the end-to-end test), `quick` (the default:
-about 10 minutes here) and `full` (the reference settings: hours). Each stage has a time
-budget for its size; the progress line says how long it took against it (a stage over budget
-is reported, not cut short: its results would change).
+about 7.5 minutes on a quiet 2-core machine) and `full` (the reference settings: hours). Each
+stage has a time budget for its size; the progress line says how long it took against it (a
+stage over budget is reported, not cut short: its results would change).
 """
 
 import dataclasses

@@ -5,9 +5,9 @@ Prepares the dataset (the embedded `synthetic_music` by default) and prints its 
 the quick configs of every model (time_ae, freq_ae, the latent classifier and the log-mel
 baseline; one seed, each in `DIR/<stage>/`), evaluates them on the test split beside MP3, Opus
 and resampling (`DIR/eval/results.json`) and writes the report. The last stdout line is
-`report=DIR/report/report.html`. About 10 minutes here; re-running resumes (finished stages are
-skipped). `--smoke` uses the tiny configs and a small evaluation (under 2 minutes on
-`synthetic_music/tiny`); `--full` the reference settings (hours).
+`report=DIR/report/report.html`. About 7.5 minutes on a quiet 2-core machine; re-running
+resumes (finished stages are skipped). `--smoke` uses the tiny configs and a small evaluation
+(under 2 minutes on `synthetic_music/tiny`); `--full` the reference settings (hours).
 """
 
 from absl import flags
