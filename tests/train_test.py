@@ -45,7 +45,8 @@ def test_checksum_ignores_insertion_order_byte_order_and_placement():
   big_endian = jax.tree.map(lambda x: x.astype(x.dtype.newbyteorder('>')), tree)
   on_device = jax.tree.map(jnp.asarray, tree)
   expected = checkpointing.params_checksum(tree)
-  assert {checkpointing.params_checksum(t) for t in (reordered, big_endian, on_device)} == {expected}
+  checksums = {checkpointing.params_checksum(t) for t in (reordered, big_endian, on_device)}
+  assert checksums == {expected}
 
 
 def test_checksum_sees_one_ulp_a_dtype_and_a_name():
