@@ -7,53 +7,36 @@ import hashlib
 import io
 import os
 import struct
+import sys
 import tracemalloc
 import zlib
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from fmacomp import codec
 from fmacomp import errors
 from fmacomp.models import bottleneck
 
-CHANNELS = 8  # latent channels
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import trained_bottleneck  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+CHANNELS = trained_bottleneck.CHANNELS  # latent channels
 HOP = 256  # samples per latent frame
 RATE = 44100
 NUM_SAMPLES = 4 * RATE + 123  # 4 s of stereo, not a whole number of frames
 CHUNK_FRAMES = 128
-SCALES = np.linspace(0.5, 3.0, CHANNELS).astype(np.float32)
 
 
 def latents(seed, batch, frames):
-  rng = np.random.default_rng(seed)
-  return rng.laplace(size=(batch, frames, CHANNELS)).astype(np.float32) * SCALES
+  return trained_bottleneck.laplacian_latents(seed, batch, frames)
 
 
 def train_tiny_bottleneck(steps=200, lam=0.05):
   """A few hundred Adam steps of distortion + lambda x rate on Laplacian latents."""
-  model = bottleneck.Bottleneck(channels=CHANNELS, max_symbol=15)
-  key = jax.random.key(0)
-  variables = jax.jit(functools.partial(model.init, train=True))(
-      {'params': key, 'noise': key}, jnp.zeros((1, 4, CHANNELS)))
-  optimizer = optax.adam(1e-2)
-  opt_state = optimizer.init(variables)
-
-  @jax.jit
-  def step(variables, opt_state, z, key):
-    def loss_fn(v):
-      z_hat, bits = model.apply(v, z, train=True, rngs={'noise': key})
-      return jnp.mean((z_hat - z) ** 2) + lam * jnp.mean(bits) / z[0].size
-    updates, opt_state = optimizer.update(jax.grad(loss_fn)(variables), opt_state)
-    return optax.apply_updates(variables, updates), opt_state
-
-  for i in range(steps):
-    variables, opt_state = step(variables, opt_state, latents(100 + i, 16, 64),
-                                jax.random.fold_in(key, i))
-  return model, variables
+  model = bottleneck.Bottleneck(channels=CHANNELS, max_symbol=trained_bottleneck.MAX_SYMBOL)
+  return model, trained_bottleneck.train(model, steps=steps, lam=lam)
 
 
 def params_checksum(variables):

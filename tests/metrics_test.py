@@ -1,5 +1,6 @@
 """Tests for fmacomp.metrics: ideal values, ordering of clean vs degraded, pinned definitions."""
 
+import os
 import sys
 
 import numpy as np
@@ -10,24 +11,15 @@ from fmacomp import audio
 from fmacomp import baselines
 from fmacomp import metrics
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import signals as test_signals  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 SR = 44100
 CHEAP = ('seed_spectral_rmse', 'mel_distance', 'log_spectral_distance', 'si_sdr')
 
 
 def _music(seconds=3.0, sr=SR, seed=0):
-  """A deterministic music-like signal: plucked harmonic notes over a little noise, float32."""
-  rng = np.random.default_rng(seed)
-  t = np.arange(int(seconds * sr)) / sr
-  x = 0.01 * rng.standard_normal(t.shape)
-  for start in np.arange(0.0, seconds, 0.25):
-    f0 = 110 * 2 ** (rng.integers(0, 24) / 12)
-    note = slice(int(start * sr), int((start + 2.0) * sr))  # the decay is -35 dB after 2 s
-    tn = t[note] - start
-    for k in range(1, 12):
-      if k * f0 < sr / 2:
-        x[note] += np.exp(-4.0 * tn) * 0.15 / k * np.sin(2 * np.pi * k * f0 * tn +
-                                                           rng.uniform(0, 2 * np.pi))
-  return (0.8 * x / np.abs(x).max()).astype(np.float32)
+  return test_signals.plucked_notes(seconds, sr, seed)
 
 
 def _noise(x, snr_db, seed=1):

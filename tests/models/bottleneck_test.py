@@ -1,47 +1,24 @@
 """Bottleneck: a tiny model trained on Laplacian latents; its estimate against real ANS bytes."""
 
 import functools
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from fmacomp import errors
 from fmacomp.models import bottleneck
 
-CHANNELS = 8
-MAX_SYMBOL = 15
-SCALES = np.linspace(0.5, 4.0, CHANNELS).astype(np.float32)  # each channel its own spread
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import trained_bottleneck  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-
-def laplacian_latents(seed, batch, frames):
-  rng = np.random.default_rng(seed)
-  return rng.laplace(size=(batch, frames, CHANNELS)).astype(np.float32) * SCALES
-
-
-def train(model, steps=300, lam=0.05, seed=0):
-  """Distortion + lambda x bits per value, Adam; returns the trained variables."""
-  key = jax.random.key(seed)
-  init = jax.jit(functools.partial(model.init, train=True))
-  variables = init({'params': key, 'noise': key}, jnp.zeros((1, 4, CHANNELS)))
-  optimizer = optax.adam(1e-2)
-  opt_state = optimizer.init(variables)
-
-  @jax.jit
-  def step(variables, opt_state, z, key):
-    def loss_fn(v):
-      z_hat, bits = model.apply(v, z, train=True, rngs={'noise': key})
-      return jnp.mean((z_hat - z) ** 2) + lam * jnp.mean(bits) / (z.shape[1] * CHANNELS)
-    grads = jax.grad(loss_fn)(variables)
-    updates, opt_state = optimizer.update(grads, opt_state)
-    return optax.apply_updates(variables, updates), opt_state
-
-  for i in range(steps):
-    z = jnp.asarray(laplacian_latents(1000 + i, 16, 64))
-    variables, opt_state = step(variables, opt_state, z, jax.random.fold_in(key, i))
-  return variables
+CHANNELS = trained_bottleneck.CHANNELS
+MAX_SYMBOL = trained_bottleneck.MAX_SYMBOL
+laplacian_latents = trained_bottleneck.laplacian_latents
+train = trained_bottleneck.train
 
 
 @functools.partial(jax.jit, static_argnums=0)

@@ -5,16 +5,21 @@ Full reference sizes go through `jax.eval_shape` (no compute); real runs use a t
 threefry's initialisers are slow to compile on CPU.
 """
 
+import os
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from fmacomp import audio
 from fmacomp import models
 from fmacomp.models import freq_ae
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 LATENT_SIZES = (512, 256, 128, 64, 32)
 TINY = dict(latent_channels=6, n_fft=128, hop=32, widths=(3, 5))
@@ -128,27 +133,7 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss():
   model = freq_ae.FreqAE(**TINY)
   x = music(4, 2048, seed=3)
   params = jax.jit(model.init)(key(), x)['params']
-  tx = optax.adam(1e-2)
-
-  def loss_fn(params):
-    out = model.apply({'params': params}, x, train=True)
-    return jnp.mean(jnp.square(out['prediction'] - out['target']))
-
-  @jax.jit
-  def step(params, opt_state):
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss, grads
-
-  opt_state = tx.init(params)
-  losses = []
-  for i in range(20):
-    params, opt_state, loss, grads = step(params, opt_state)
-    losses.append(float(loss))
-    if i == 0:
-      for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        assert np.all(np.isfinite(g)) and float(jnp.abs(g).max()) > 0, path
-  assert losses[-1] < 0.95 * losses[0], losses
+  model_checks.assert_gradients_flow_and_loss_falls(model, params, x, 0.95)
 
 
 def _random_params(layer, x):

@@ -3,6 +3,8 @@
 a time_ae fine-tuned from the session's trained reference run coding real files."""
 
 import functools
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +19,9 @@ from fmacomp import models
 from fmacomp import tasks
 from fmacomp import train
 from fmacomp.configs import quantised_ae as config_lib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 KEY = jax.random.key(0)
 
@@ -49,17 +54,7 @@ def test_geometry_receptive_fields_and_symbol_path(ae):
   symbols = model.apply(variables, x, method='to_symbols')
   audio = model.apply(variables, symbols, method='from_symbols')
   np.testing.assert_allclose(audio, out['prediction'], atol=1e-4)
-  encoder_samples, decoder_frames = model.context()
-  mid = frames // 2
-  grad = jax.jit(jax.grad(lambda x: model.apply(variables, x, method='encode')[0, mid].sum()))(x)
-  reach = np.nonzero(np.asarray(grad[0]))[0]
-  assert mid * model.hop - reach.min() <= encoder_samples
-  assert reach.max() - ((mid + 1) * model.hop - 1) <= encoder_samples
-  z = model.apply(variables, x, method='encode')
-  grad = jax.jit(jax.grad(lambda z: model.apply(variables, z, method='decode')[
-      0, mid * model.hop:(mid + 1) * model.hop].sum()))(z)
-  reach = np.nonzero(np.abs(np.asarray(grad[0])).sum(-1))[0]
-  assert max(mid - reach.min(), reach.max() - mid) <= decoder_frames
+  model_checks.assert_context_bounds_receptive_fields(model, variables, x, frames)
 
 
 def test_time_ae_fine_tuned_from_its_run_codes_files(reference_run, tiny_data_dir, tmp_path):

@@ -1,14 +1,19 @@
 """Tests for fmacomp.models.time_ae: reference shapes, the 'norm' collection, consistency."""
 
+import os
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from fmacomp import models
 from fmacomp.models import time_ae
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 TINY = dict(hidden_channels=8, latent_channels=4, kernel_size=64, stride=32)
 
@@ -89,27 +94,8 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss():
   x = music(4, 4096, seed=2)
   variables = jax.jit(model.init)(key(), x)
   params, norm = variables['params'], variables['norm']
-  tx = optax.adam(1e-2)
-
-  def loss_fn(params):
-    out = model.apply({'params': params, 'norm': norm}, x, train=True)
-    return jnp.mean(jnp.square(out['prediction'] - out['target']))
-
-  @jax.jit
-  def step(params, opt_state):
-    loss, grads = jax.value_and_grad(loss_fn)(params)
-    updates, opt_state = tx.update(grads, opt_state)
-    return optax.apply_updates(params, updates), opt_state, loss, grads
-
-  opt_state = tx.init(params)
-  losses = []
-  for i in range(20):
-    params, opt_state, loss, grads = step(params, opt_state)
-    losses.append(float(loss))
-    if i == 0:
-      for path, g in jax.tree_util.tree_leaves_with_path(grads):
-        assert np.all(np.isfinite(g)) and float(jnp.abs(g).max()) > 0, path
-  assert losses[-1] < 0.7 * losses[0], losses
+  model_checks.assert_gradients_flow_and_loss_falls(model, params, x, 0.7,
+                                                    extra={'norm': norm})
 
 
 @pytest.mark.parametrize('kernel,stride,length', [(64, 32, 4117), (64, 32, 4096), (48, 20, 1000)])
