@@ -12,7 +12,9 @@ the original rate. fmacomp runs `compress.encode_file` / `decode_file` (resampli
 Start-up is reported apart: the model's load (weights, CDF tables) and the compilation of the
 codec (the first coding of a 20-s clip minus the second). Steady state is the best of
 --repeats runs on the long file: x real time = seconds of audio / wall seconds. (A longer,
-memory-focused run is benchmarks/codec_bench.py.) Ends with `name=value` lines.
+memory-focused run is benchmarks/codec_bench.py.) For fmacomp it also reports the share of a
+warm encode and decode spent in the network itself (the rest: file I/O, resampling, chunking,
+entropy coding). Ends with `name=value` lines.
 """
 
 import os
@@ -87,6 +89,36 @@ def _measure(encode, decode, long_wav, tmp, ext, seconds):
   return dict(encode_x=seconds / enc, decode_x=seconds / dec, kbps=kbps)
 
 
+def _network_share(codec, long_wav, tmp):
+  """Fractions of one warm encode and one warm decode of the long file spent in the network
+  (`Codec.to_symbols` / `from_symbols`, which return host arrays, so the timing is complete);
+  the rest is file I/O, resampling, chunking and entropy coding."""
+  spent = {'to_symbols': 0.0, 'from_symbols': 0.0}
+
+  def timed(name):
+    inner = getattr(codec, name)
+
+    def wrapper(*args):
+      t0 = time.perf_counter()
+      out = inner(*args)
+      spent[name] += time.perf_counter() - t0
+      return out
+    return wrapper
+
+  coded, out = os.path.join(tmp, 'n.fmac'), os.path.join(tmp, 'n.wav')
+  codec.to_symbols, codec.from_symbols = timed('to_symbols'), timed('from_symbols')
+  try:
+    t0 = time.perf_counter()
+    compress.encode_file(long_wav, coded, codec)
+    t1 = time.perf_counter()
+    compress.decode_file(coded, out, model=codec)
+    t2 = time.perf_counter()
+  finally:  # the instance attributes shadowed the methods
+    del codec.to_symbols, codec.from_symbols
+  return dict(network_share_encode=spent['to_symbols'] / (t1 - t0),
+              network_share_decode=spent['from_symbols'] / (t2 - t1))
+
+
 def _fmacomp(spec, long_wav, short_wav, tmp, seconds):
   t0 = time.perf_counter()
   codec = model_store.load(spec)
@@ -103,7 +135,8 @@ def _fmacomp(spec, long_wav, short_wav, tmp, seconds):
   result = _measure(lambda w, c: compress.encode_file(w, c, codec),
                     lambda c, w: compress.decode_file(c, w, model=codec),
                     long_wav, tmp, '.fmac', seconds)
-  result.update(load_s=load_s, compile_encode_s=first[0], compile_decode_s=first[1])
+  result.update(load_s=load_s, compile_encode_s=first[0], compile_decode_s=first[1],
+                **_network_share(codec, long_wav, tmp))
   return codec.point.model, result
 
 
@@ -133,12 +166,16 @@ def main(argv):
       name, result = _fmacomp(spec, long_wav, short_wav, tmp, seconds)
       results[name] = result
       logging.info('%s done', name)
-  print('| codec | kbps | encode x real time | decode x real time | start-up |')
-  print('|---|---:|---:|---:|---|')
+  print('| codec | kbps | encode x real time | decode x real time | start-up | network share '
+        '(enc / dec) |')
+  print('|---|---:|---:|---:|---|---|')
   for name, r in results.items():
     startup = (f"load {r['load_s']:.1f} s, compile enc {r['compile_encode_s']:.1f} s / dec "
                f"{r['compile_decode_s']:.1f} s" if 'load_s' in r else '-')
-    print(f"| {name} | {r['kbps']:.2f} | {r['encode_x']:.1f} | {r['decode_x']:.1f} | {startup} |")
+    share = (f"{r['network_share_encode']:.0%} / {r['network_share_decode']:.0%}"
+             if 'network_share_encode' in r else '-')
+    print(f"| {name} | {r['kbps']:.2f} | {r['encode_x']:.1f} | {r['decode_x']:.1f} | {startup} "
+          f"| {share} |")
   print(f'core={core}')
   print(f'seconds={seconds:.1f}')
   for name, r in results.items():
