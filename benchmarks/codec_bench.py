@@ -27,7 +27,7 @@ import numpy as np
 import soundfile as sf
 
 from fmacomp import audio
-from fmacomp import cli
+import launcher
 from fmacomp import errors
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,8 +76,8 @@ def _compile_s(fn, shape, dtype):
 
 def worker(spec):
   """One measurement in this (fresh, single-core) process; prints a JSON line."""
-  from fmacomp import compress  # pylint: disable=g-import-not-at-top
-  from fmacomp import model_store  # pylint: disable=g-import-not-at-top
+  from fmacomp.fmac import compress  # pylint: disable=g-import-not-at-top
+  from fmacomp.fmac import model_store  # pylint: disable=g-import-not-at-top
   os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
   codec = model_store.load(spec['model'])
   channels = audio.audio_info(spec['long']).channels
@@ -135,4 +135,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

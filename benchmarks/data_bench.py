@@ -26,11 +26,11 @@ from absl import logging
 import numpy as np
 
 from fmacomp import audio
-from fmacomp import cli
+import launcher
 from fmacomp import datasets
-from fmacomp import errors
 from fmacomp.datasets import music_folder
 from fmacomp.datasets import pipeline
+from fmacomp import errors
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MUSIC_DIR = flags.DEFINE_string(
@@ -152,4 +152,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -26,10 +26,10 @@ import sys
 from absl import flags
 from absl import logging
 
-from fmacomp import cli
-from fmacomp import errors
-from fmacomp import train
+import launcher
 from fmacomp.configs import codec_music
+from fmacomp import errors
+from fmacomp.training import train
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DIR = flags.DEFINE_string('manual_dir', os.path.join(_REPO, '..', 'shared', 'realmusic'),
@@ -79,4 +79,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -13,7 +13,7 @@ reference every metric compares with (DESIGN.md "Metrics").
   file x 8 / seconds.
 - MP3 (soundfile/LAME, constant bitrate, the highest rate that allows the target), Opus
   (soundfile/libopus, 48 kHz, variable bitrate) and the reference's resampling baseline
-  (16 bits per kept sample, nominal): `fmacomp.baselines`, measured kbps.
+  (16 bits per kept sample, nominal): `fmacomp.evaluation.baselines`, measured kbps.
 
 Every point is scored with `metrics.compute_all` (mel distance, LSD, ViSQOL, SI-SDR, seed
 spectral RMSE) and averaged over the clips. Writes rd.md (the table), rd.json (every clip) and
@@ -33,14 +33,14 @@ import numpy as np
 import soundfile as sf
 
 from fmacomp import audio
-from fmacomp import baselines
-from fmacomp import cli
-from fmacomp import compress
+from fmacomp.evaluation import baselines
+import launcher
+from fmacomp.datasets import music_folder
 from fmacomp import errors
 from fmacomp import files
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
 from fmacomp import metrics
-from fmacomp import model_store
-from fmacomp.datasets import music_folder
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DIR = flags.DEFINE_string('manual_dir', os.path.join(_REPO, '..', 'shared', 'realmusic'),
@@ -220,4 +220,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -3,7 +3,7 @@
   python benchmarks/train_bench.py --model=freq_ae --batch=16 [--steps=10] [--torch]
   python benchmarks/train_bench.py --model=time_ae --batch=32 --torch
 
-Times `fmacomp.train.train_step` (the loop's own step: value_and_grad, Adam, norms, donation)
+Times `fmacomp.training.train.train_step` (the loop's own step: value_and_grad, Adam, norms, donation)
 on random audio of the model's full reference crop (freq_ae: 65,536 samples at 8 kHz, latent
 --latent; time_ae: 65,536 at 44.1 kHz), after compilation, whose time is reported apart.
 Both frameworks run --rounds alternating rounds of --steps steps; each keeps its best round.
@@ -23,7 +23,7 @@ from absl import flags
 from absl import logging
 import numpy as np
 
-from fmacomp import cli
+import launcher
 from fmacomp import errors
 
 _MODEL = flags.DEFINE_enum('model', 'freq_ae', ['freq_ae', 'time_ae'], 'Model to train.')
@@ -202,4 +202,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -1,31 +1,15 @@
 """Multi-host start-up: `jax.distributed` on TPU VM pods, multi-GPU hosts and CPU localhost.
 
-Launchers call `define_flags()` at import and `initialize_from_flags()` first thing in main. On a
-TPU VM pod (or under Slurm or Open MPI) pass `--distributed`: JAX detects the cluster. On GPU
+Launchers call `initialize(...)` first thing in main (launch/launcher.py maps their flags onto
+its arguments). On a TPU VM pod (or under Slurm or Open MPI) pass `--distributed`: JAX detects
+the cluster. On GPU
 hosts and on CPU, pass the coordinator address, the number of processes and this process's id;
 on CPU the cross-process collectives use gloo, which is how fmacomp tests two processes on
 127.0.0.1. With none of these flags the run is a single process.
 """
 
-from absl import flags
 from absl import logging
 import jax
-
-
-def define_flags():
-  """Defines the multi-host flags of a launcher."""
-  flags.DEFINE_bool('distributed', False, 'Multi-host with the cluster auto-detected by JAX '
-                    '(TPU VM pod, Slurm, Open MPI).')
-  flags.DEFINE_string('coordinator_address', '', 'host:port of process 0 (multi-host).')
-  flags.DEFINE_integer('num_processes', 0, 'Number of processes (multi-host).')
-  flags.DEFINE_integer('process_id', -1, 'This process\'s index (multi-host).')
-
-
-def initialize_from_flags():
-  """`initialize` with the flags of `define_flags`."""
-  values = flags.FLAGS
-  initialize(values.coordinator_address, values.num_processes, values.process_id,
-             auto_detect=values.distributed)
 
 
 def initialize(coordinator_address='', num_processes=0, process_id=-1, cpu_collectives='gloo',

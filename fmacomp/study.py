@@ -7,9 +7,9 @@ Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is
   codec           the quantised, entropy-coded codec  } (an unfinished one resumes from its
   classifier      the genre head on time_ae's frozen latent   checkpoint)
   classifier_mel  the same head on log-mel (the no-autoencoder baseline)
-  evaluate        eval/results.json + results.md on the test split (`fmacomp.evaluate`);
+  evaluate        eval/results.json + results.md on the test split (`fmacomp.evaluation.evaluate`);
                   finished when eval/STAMP names the same trained runs and preset
-  report          report/report.html (`fmacomp.report`); finished when newer than results.json
+  report          report/report.html (`fmacomp.reporting.report`); finished when newer than results.json
 
 Sizes: `smoke` (tiny configs, a small evaluation: the end-to-end test), `quick` (the default:
 about 7.5 minutes on a quiet 2-core machine) and `full` (the reference settings: hours). Each
@@ -24,19 +24,19 @@ import time
 
 from absl import logging
 
-from fmacomp import datasets
-from fmacomp import errors
-from fmacomp import evaluate
-from fmacomp import files
-from fmacomp import report
-from fmacomp import sweep
-from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
 from fmacomp.configs import codec as codec_config
 from fmacomp.configs import freq_ae as freq_ae_config
 from fmacomp.configs import quantised_ae as quantised_ae_config
 from fmacomp.configs import time_ae as time_ae_config
+from fmacomp import datasets
 from fmacomp.datasets import summary as summary_lib
+from fmacomp import errors
+from fmacomp.evaluation import evaluate
+from fmacomp import files
+from fmacomp.reporting import report
+from fmacomp.training import sweep
+from fmacomp.training import train
 
 SIZES = {'smoke': 'tiny', 'quick': 'quick', 'full': ''}
 DONE = sweep.DONE

@@ -8,9 +8,9 @@ and length. The last stdout line is `duration_s=... bytes=... kbps=...` of the .
 
 from absl import flags
 
-from fmacomp import cli
-from fmacomp import compress
+import launcher
 from fmacomp import errors
+from fmacomp.fmac import compress
 
 flags.DEFINE_string('model', '', 'Workdir (or shipped name) of a model that is not shipped.')
 FLAGS = flags.FLAGS
@@ -24,4 +24,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

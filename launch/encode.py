@@ -12,11 +12,11 @@ file's size on disk).
 from absl import flags
 from absl import logging
 
+import launcher
 from fmacomp import audio
-from fmacomp import cli
-from fmacomp import compress
 from fmacomp import errors
-from fmacomp import model_store
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
 
 flags.DEFINE_string('model', '', 'Shipped model name or training workdir (default: the shipped '
                     'model nearest --kbps, else the first).')
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -12,9 +12,9 @@ Discovers the runs under --workdir (itself, its sub-directories, their sweep/ ru
 
 from absl import flags
 
-from fmacomp import cli
-from fmacomp import evaluate
-from fmacomp import report
+import launcher
+from fmacomp.evaluation import evaluate
+from fmacomp.reporting import report
 
 flags.DEFINE_string('workdir', None, 'A study workdir or a training run.')
 flags.DEFINE_list('runs', [], 'Run workdirs to evaluate (default: discover under --workdir).')
@@ -43,4 +43,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -12,7 +12,7 @@ resumes (finished stages are skipped). `--smoke` uses the tiny configs and a sma
 
 from absl import flags
 
-from fmacomp import cli
+import launcher
 from fmacomp import datasets
 from fmacomp import errors
 from fmacomp import study
@@ -38,4 +38,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

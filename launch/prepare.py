@@ -14,10 +14,10 @@ import sys
 from absl import flags
 from absl import logging
 
-from fmacomp import cli
+import launcher
 from fmacomp import datasets
-from fmacomp import errors
 from fmacomp.datasets import summary
+from fmacomp import errors
 
 _DATASET = flags.DEFINE_string(
     'dataset', datasets.DEFAULT_DATASET,
@@ -41,4 +41,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

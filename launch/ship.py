@@ -1,7 +1,7 @@
 r"""Ships a trained codec inside the package: `python launch/ship.py --workdir=RUN --name=NAME`.
 
 Writes `fmacomp/shipped/NAME/` (or `--out/NAME/`), laid out like a training workdir so that
-`fmacomp.model_store` loads it by name: config.json, the validation records of metrics.jsonl
+`fmacomp.fmac.model_store` loads it by name: config.json, the validation records of metrics.jsonl
 (they give the operating point's bitrate) and the best checkpoint with the parameters only (no
 optimiser state, no iterator). With `--half` (the default) convolution kernels are stored as
 float16, which halves the folder; computation stays float32 (flax promotes the kernels), the
@@ -18,10 +18,10 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from fmacomp import checkpointing
-from fmacomp import cli
+import launcher
 from fmacomp import errors
-from fmacomp import model_store
+from fmacomp.fmac import model_store
+from fmacomp.training import checkpointing
 
 flags.DEFINE_string('workdir', None, 'Training workdir whose best checkpoint is shipped.')
 flags.DEFINE_string('name', None, 'Name of the shipped model (what .fmac headers carry).')
@@ -80,4 +80,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

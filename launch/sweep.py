@@ -9,14 +9,13 @@ import os
 from absl import flags
 from ml_collections import config_flags
 
-from fmacomp import cli
-from fmacomp import distributed
+import launcher
 from fmacomp import errors
-from fmacomp import sweep
+from fmacomp.training import sweep
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'The sweep directory.')
-distributed.define_flags()
+launcher.define_distributed_flags()
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
@@ -33,10 +32,10 @@ def _sweep_overrides():
 
 def main(argv):
   del argv
-  distributed.initialize_from_flags()
+  launcher.initialize_distributed()
   sweep.run_sweep(FLAGS.config, _sweep_overrides(), FLAGS.workdir)
   print(f'sweep={os.path.join(os.path.abspath(FLAGS.workdir), "sweep.md")}', flush=True)
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -9,23 +9,22 @@ the same command with `--distributed` on every host; elsewhere add
 from absl import flags
 from ml_collections import config_flags
 
-from fmacomp import cli
-from fmacomp import distributed
-from fmacomp import train
+import launcher
+from fmacomp.training import train
 
 config_flags.DEFINE_config_file('config', None, 'Experiment config file.', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and config.json go.')
-distributed.define_flags()
+launcher.define_distributed_flags()
 flags.mark_flags_as_required(['config', 'workdir'])
 FLAGS = flags.FLAGS
 
 
 def main(argv):
   del argv
-  distributed.initialize_from_flags()
+  launcher.initialize_distributed()
   checksum = train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
   print(f'params_checksum={checksum}', flush=True)
 
 
 if __name__ == '__main__':
-  cli.run(main)
+  launcher.run(main)

@@ -1,17 +1,14 @@
-"""Tests for fmacomp.baselines: real MP3/Opus files, measured bitrates, delay-free decoding."""
+"""Tests for fmacomp.evaluation.baselines: real MP3/Opus files, measured bitrates, delay-free decoding."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-from fmacomp import baselines
 from fmacomp import errors
+from fmacomp.evaluation import baselines
 from fmacomp import metrics
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import signals as test_signals  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import signals as test_signals
 
 SR = 44100
 

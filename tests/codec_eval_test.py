@@ -1,19 +1,17 @@
-"""Tests for fmacomp.codec_eval: the latent read from a .fmac file equals the codec's own."""
+"""Tests for fmacomp.evaluation.codec_eval: the latent read from a .fmac file equals the codec's own."""
 
 import os
-import sys
 
 import numpy as np
 import pytest
 
 from fmacomp import audio
-from fmacomp import codec_eval
-from fmacomp import compress
-from fmacomp import model_store
-from fmacomp import rate_distortion as rd
+from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import rate_distortion as rd
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
 
-sys.path.insert(0, os.path.dirname(__file__))
-import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import smoke_study
 
 
 @pytest.fixture(name='codec')

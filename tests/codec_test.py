@@ -7,7 +7,6 @@ import hashlib
 import io
 import os
 import struct
-import sys
 import tracemalloc
 import zlib
 
@@ -15,12 +14,11 @@ import jax
 import numpy as np
 import pytest
 
-from fmacomp import codec
 from fmacomp import errors
+from fmacomp.fmac import file_format as codec
 from fmacomp.models import bottleneck
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import trained_bottleneck  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import trained_bottleneck
 
 CHANNELS = trained_bottleneck.CHANNELS  # latent channels
 HOP = 256  # samples per latent frame

@@ -18,16 +18,15 @@ import pytest
 import soundfile as sf
 
 from fmacomp import audio
-from fmacomp import codec as fmac
-from fmacomp import compress
 from fmacomp import errors
+from fmacomp.fmac import compress
+from fmacomp.fmac import file_format as fmac
+from fmacomp.fmac import model_store
 from fmacomp import metrics
-from fmacomp import model_store
 from fmacomp.models import bottleneck
 
-sys.path.insert(0, os.path.dirname(__file__))
-import codec_test  # pylint: disable=g-import-not-at-top,wrong-import-position
-import trained_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import codec_test
+from tests import trained_codec
 
 music = trained_codec.synthetic_music
 
@@ -152,7 +151,7 @@ def test_chunked_coding_equals_whole_signal_coding(codec, tmp_path):
 # ru_maxrss survives execve, so a child of the (large) pytest process would report pytest's size.
 MEMORY_SCRIPT = textwrap.dedent('''
     import json, sys
-    from fmacomp import compress, model_store
+    from fmacomp.fmac import compress, model_store
     workdir, source, out = sys.argv[1:4]
     codec = model_store.load(workdir)
     encoded = compress.encode_file(source, out + '.fmac', codec, chunk_s=2.0)
@@ -331,7 +330,7 @@ def test_model_lookup(workdir, codec, tmp_path):
   assert point.index == 0 and point.model == 'conv_codec' and point.kbps > 0
   assert model_store.nearest([point], 1000.0) is point
   # The hash in files is the trainer's params_checksum of the best checkpoint.
-  from fmacomp import checkpointing  # pylint: disable=g-import-not-at-top
+  from fmacomp.training import checkpointing  # pylint: disable=g-import-not-at-top
   params = checkpointing.load_params(str(workdir))[0]['params']
   assert codec.model_hash == fmac.weights_hash(checkpointing.params_checksum(params))
 

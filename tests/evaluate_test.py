@@ -1,4 +1,4 @@
-"""Tests for fmacomp.evaluate on the smoke study's trained runs (tests/smoke_study.py).
+"""Tests for fmacomp.evaluation.evaluate on the smoke study's trained runs (tests/smoke_study.py).
 
 The numbers in results.json are recomputed here from the same test clips, so the file is
 checked against the computation, not against itself.
@@ -15,18 +15,17 @@ import numpy as np
 import pytest
 
 from fmacomp import audio
-from fmacomp import baselines
-from fmacomp import codec_eval
-from fmacomp import compress
-from fmacomp import compressed_genre
 from fmacomp import datasets
-from fmacomp import evaluate
+from fmacomp.evaluation import baselines
+from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import compressed_genre
+from fmacomp.evaluation import evaluate
+from fmacomp.evaluation import rate_distortion as rd
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
 from fmacomp import metrics
-from fmacomp import model_store
-from fmacomp import rate_distortion as rd
 
-sys.path.insert(0, os.path.dirname(__file__))
-import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import smoke_study
 
 EVALUATE = smoke_study.ROOT / 'launch' / 'evaluate.py'
 

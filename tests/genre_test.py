@@ -1,10 +1,10 @@
-"""Tests for fmacomp.genre: the song vote, the classification report, classifying given latents."""
+"""Tests for fmacomp.evaluation.genre: the song vote, the classification report, classifying given latents."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fmacomp import genre
+from fmacomp.evaluation import genre
 from fmacomp import models
 
 LABELS = ('blues', 'folk', 'rock')

@@ -1,6 +1,5 @@
 """Tests for fmacomp.metrics: ideal values, ordering of clean vs degraded, pinned definitions."""
 
-import os
 import sys
 
 import numpy as np
@@ -8,11 +7,10 @@ import pytest
 import scipy.signal
 
 from fmacomp import audio
-from fmacomp import baselines
+from fmacomp.evaluation import baselines
 from fmacomp import metrics
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import signals as test_signals  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import signals as test_signals
 
 SR = 44100
 CHEAP = ('seed_spectral_rmse', 'mel_distance', 'log_spectral_distance', 'si_sdr')

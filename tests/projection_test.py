@@ -1,9 +1,9 @@
-"""Tests for fmacomp.projection: PCA recovers structure, t-SNE separates clusters, reproducibly."""
+"""Tests for fmacomp.evaluation.projection: PCA recovers structure, t-SNE separates clusters, reproducibly."""
 
 import numpy as np
 import pytest
 
-from fmacomp import projection
+from fmacomp.evaluation import projection
 
 
 def clusters(n_per=30, k=4, dims=12, spread=6.0, seed=0):

@@ -1,23 +1,20 @@
-"""Tests for fmacomp.rate_distortion: deterministic test clips, both bitrates, baseline rows."""
+"""Tests for fmacomp.evaluation.rate_distortion: deterministic test clips, both bitrates, baseline rows."""
 
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from fmacomp import baselines
-from fmacomp import metrics
-from fmacomp import models
-from fmacomp import rate_distortion as rd
-from fmacomp import tasks
 from fmacomp.configs import freq_ae as freq_ae_config
 from fmacomp.configs import time_ae as time_ae_config
+from fmacomp.evaluation import baselines
+from fmacomp.evaluation import rate_distortion as rd
+from fmacomp import metrics
+from fmacomp import models
+from fmacomp.training import tasks
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), 'datasets'))
-import tiny_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.datasets import tiny_builder
 
 
 @pytest.fixture(scope='module', name='builder')

@@ -10,16 +10,14 @@ import json
 import math
 import os
 import shutil
-import sys
 
 import pytest
 
-from fmacomp import report
-from fmacomp.results_md import number
+from fmacomp.reporting import report
+from fmacomp.reporting.results_md import number
 
-sys.path.insert(0, os.path.dirname(__file__))
-import browser  # pylint: disable=g-import-not-at-top,wrong-import-position
-import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import browser
+from tests import smoke_study
 
 DURATIONS_JS = """Promise.all([...document.querySelectorAll('audio')].map(a =>
   a.readyState >= 1 ? a.duration : new Promise(done => {

@@ -19,16 +19,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmacomp import compress
+import fmacomp
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
 from fmacomp import metrics
-from fmacomp import model_store
 
 RATE = 44100
 MAX_BYTES = 5_000_000  # "a few MB" per model
 
 
 def _package_models():
-  root = importlib.resources.files('fmacomp') / 'shipped'
+  root = importlib.resources.files('fmacomp.fmac') / 'shipped'
   return sorted(p.name for p in root.iterdir() if (p / 'config.json').is_file())
 
 
@@ -84,7 +85,7 @@ WHEEL_SCRIPT = textwrap.dedent("""
     import numpy as np
     import soundfile as sf
     import fmacomp
-    from fmacomp import compress, model_store
+    from fmacomp.fmac import compress, model_store
     site, tmp = sys.argv[1:3]
     assert fmacomp.__file__.startswith(site), fmacomp.__file__
     rate = 22050
@@ -115,7 +116,7 @@ def test_a_wheel_carries_every_shipped_model_and_they_run_from_it(tmp_path):
   assert build.returncode == 0, build.stderr[-3000:]
   (wheel,) = (tmp_path / 'dist').glob('fmacomp-*.whl')
   names = set(zipfile.ZipFile(wheel).namelist())
-  root = os.path.dirname(os.path.dirname(model_store.SHIPPED_DIR))
+  root = os.path.dirname(os.path.dirname(os.path.abspath(fmacomp.__file__)))  # site-packages
   shipped = {os.path.relpath(os.path.join(d, f), root)
              for d, _, fs in os.walk(model_store.SHIPPED_DIR) for f in fs}
   assert shipped and shipped <= names, sorted(shipped - names)[:5]

@@ -1,15 +1,12 @@
 """The main job end to end: `launch/main.py --smoke` trains, evaluates, reports and resumes."""
 
 import json
-import os
-import sys
 
 import pytest
 
 from fmacomp import study as study_lib
 
-sys.path.insert(0, os.path.dirname(__file__))
-import smoke_study  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import smoke_study
 
 STAGES = ('time_ae', 'freq_ae', 'time_ae_q', 'freq_ae_q', 'codec', 'classifier',
           'classifier_mel')

@@ -1,4 +1,4 @@
-"""fmacomp.train: the checksum, the mesh, the optimiser, and short real runs in this process.
+"""fmacomp.training.train: the checksum, the mesh, the optimiser, and short real runs in this process.
 
 The subprocess tests (resume after SIGKILL, 4 devices, 2 processes, non-finite loss, sweeps) are
 in tests/launch/train_launch_test.py; the session's reference run and dataset in conftest.py.
@@ -16,11 +16,11 @@ import numpy as np
 import optax
 import pytest
 
-from fmacomp import checkpointing
-from fmacomp import errors
-from fmacomp import train
 from fmacomp.configs import classifier as classifier_config
 from fmacomp.configs import time_ae as time_ae_config
+from fmacomp import errors
+from fmacomp.training import checkpointing
+from fmacomp.training import train
 
 
 # --- params_checksum ------------------------------------------------------------------------

@@ -6,9 +6,9 @@ tables are exported as a user's workdir would have them. The first module that a
 a DONE file under the session's base temp dir) and reuse it.
 """
 
-from fmacomp import model_store
-from fmacomp import train
 from fmacomp.configs import codec as codec_config
+from fmacomp.fmac import model_store
+from fmacomp.training import train
 
 DONE = 'DONE'
 

@@ -47,8 +47,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from fmacomp import audio
-from fmacomp import errors
 from fmacomp.datasets import base
+from fmacomp import errors
 
 # Ordered: each subset contains the ones before it.
 SUBSETS = ('small', 'medium', 'large')

@@ -32,8 +32,8 @@ import re
 
 import tensorflow_datasets as tfds
 
-from fmacomp import errors
 from fmacomp.datasets import base
+from fmacomp import errors
 
 SPLITS_FILE = 'splits.json'
 SPLIT_NAMES = ('train', 'validation', 'test')

@@ -30,8 +30,8 @@ import jax
 import numpy as np
 
 from fmacomp import audio
-from fmacomp import errors
 from fmacomp.datasets import base
+from fmacomp import errors
 
 # Context (seconds) read on each side of a crop before resampling, so the crop matches a crop of
 # the whole resampled record (soxr's edge transient stays in the margin; ~1e-6 apart).

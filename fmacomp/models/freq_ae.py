@@ -24,108 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from fmacomp import audio
-
-
-def valid_conv_out(n, kernel, stride):
-  """Length of a VALID convolution's output along one axis."""
-  return (n - kernel) // stride + 1
-
-
-def conv_transpose_to(layer, x, out_sizes):
-  """Applies a VALID transposed conv `layer` and lands exactly on spatial `out_sizes`.
-
-  A VALID transposed conv gives (n - 1) * stride + kernel positions; when the forward conv
-  dropped a remainder r < stride, PyTorch's `output_padding=r` appends r positions that no
-  kernel tap reaches (they hold the bias only). Appending one zero input step and cropping
-  computes exactly that, without a custom layer, so the parameters keep Flax's layout.
-
-  Args:
-    layer: an `nn.ConvTranspose` with padding 'VALID'.
-    x: [B, *spatial, C] input.
-    out_sizes: the wanted output length of each spatial axis.
-
-  Returns:
-    [B, *out_sizes, features].
-  """
-  spatial = x.shape[1:-1]
-  pad, crop = [(0, 0)], [slice(None)]
-  for n, k, s, want in zip(spatial, layer.kernel_size, layer.strides or (1,) * len(spatial),
-                           out_sizes):
-    extra = want - ((n - 1) * s + k)
-    if not 0 <= extra < s:
-      raise ValueError(f'a transposed conv (kernel {k}, stride {s}) cannot map {n} steps '
-                       f'onto {want}')
-    pad.append((0, 1 if extra else 0))
-    crop.append(slice(0, want))
-  y = layer(jnp.pad(x, pad + [(0, 0)]))
-  return y[tuple(crop) + (slice(None),)]
-
-
-class MatmulConvTranspose(nn.Module):
-  """`nn.ConvTranspose(..., padding='VALID')` as one matmul + overlap-add: same params, output.
-
-  XLA:CPU runs a strided transposed conv as a conv over a stride-dilated (zero-stuffed)
-  input, stride**d times the multiply-adds (256x for time_ae's decoder). Here every input step
-  is multiplied by the whole kernel at once ([N, C] @ [C, taps * D]) and the per-step outputs
-  are overlap-added `stride` apart along each spatial axis. Flax's transposed conv does not
-  flip the kernel into the conv it runs, so its taps land in reverse order (hence the flip).
-
-  Attributes:
-    features: output channels D.
-    kernel_size: taps per spatial axis.
-    strides: stride per spatial axis.
-  """
-  features: int
-  kernel_size: Sequence[int]
-  strides: Sequence[int]
-
-  @nn.compact
-  def __call__(self, x):
-    """[B, *spatial, C] -> [B, *((n - 1) * stride + kernel), D]."""
-    nd = len(self.kernel_size)
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        tuple(self.kernel_size) + (x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    kernel = kernel[(slice(None, None, -1),) * nd]
-    y = jnp.tensordot(x, kernel, axes=[[x.ndim - 1], [nd]])  # [B, *spatial, *kernel, D]
-    for i, stride in enumerate(self.strides):
-      # Layout [B, *done, *spatial[i:], *kernel[i:], D]: overlap-add spatial i with its taps.
-      y = jnp.moveaxis(y, (1 + i, 1 + nd), (-2, -1))
-      y = jnp.moveaxis(audio.overlap_add(y, stride), -1, 1 + i)
-    return y + bias
-
-
-class FullHeightConv(nn.Module):
-  """`nn.Conv(features, (H, 1), padding='VALID')` of an input of height H, as an einsum.
-
-  [B, H, W, C] -> [B, 1, W, D]; the same parameters (XLA:CPU runs the conv generically, slowly).
-  """
-  features: int
-  kernel_size: Sequence[int]
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        tuple(self.kernel_size) + (x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    assert x.shape[1] == kernel.shape[0], (x.shape, kernel.shape)
-    return (jnp.einsum('bhwc,hcd->bwd', x, kernel[:, 0]) + bias)[:, None]
-
-
-class FullHeightConvTranspose(nn.Module):
-  """`nn.ConvTranspose(features, (H, 1), padding='VALID')` of a height-1 input, as an einsum.
-
-  [B, 1, W, C] -> [B, H, W, D]; the same parameters (the taps land in reverse order).
-  """
-  features: int
-  kernel_size: Sequence[int]
-
-  @nn.compact
-  def __call__(self, x):
-    kernel = self.param('kernel', nn.initializers.lecun_normal(),
-                        tuple(self.kernel_size) + (x.shape[-1], self.features))
-    bias = self.param('bias', nn.initializers.zeros, (self.features,))
-    return jnp.einsum('bwc,hcd->bhwd', x[:, 0], kernel[::-1, 0]) + bias
+from fmacomp.models import layers
 
 
 class FreqAE(nn.Module):
@@ -158,19 +57,19 @@ class FreqAE(nn.Module):
     self.enc_convs = [nn.Conv(w, k, strides=s, padding='VALID') for w in self.widths]
     height = self.n_fft // 2 + 1  # frequency rows left after the strided convs (62 for 512)
     for _ in self.widths:
-      height = valid_conv_out(height, self.kernel, self.stride)
+      height = layers.valid_conv_out(height, self.kernel, self.stride)
     # Einsums and matmuls with nn.Conv / nn.ConvTranspose's parameters: XLA:CPU runs these
     # layers as generic or zero-stuffed convs, several times slower.
-    self.enc_latent = FullHeightConv(self.latent_channels, (height, 1))
-    self.dec_latent = FullHeightConvTranspose(self.widths[-1], (height, 1))
+    self.enc_latent = layers.FullHeightConv(self.latent_channels, (height, 1))
+    self.dec_latent = layers.FullHeightConvTranspose(self.widths[-1], (height, 1))
     outs = list(self.widths[:-1])[::-1] + [2]  # ... -> 8 -> (re, im)
-    self.dec_convs = [MatmulConvTranspose(w, k, s) for w in outs]
+    self.dec_convs = [layers.MatmulConvTranspose(w, k, s) for w in outs]
 
   def grid(self, length):
     """(bins, frames) of the STFT of `length` samples and after each strided conv."""
     sizes = [(self.n_fft // 2 + 1, length // self.hop + 1)]  # centred STFT
     for _ in self.widths:
-      sizes.append(tuple(valid_conv_out(n, self.kernel, self.stride) for n in sizes[-1]))
+      sizes.append(tuple(layers.valid_conv_out(n, self.kernel, self.stride) for n in sizes[-1]))
     if min(sizes[-1]) < 1:
       raise ValueError(f'{length} samples are too short for freq_ae (n_fft {self.n_fft}, '
                        f'hop {self.hop})')
@@ -213,7 +112,7 @@ class FreqAE(nn.Module):
                        f'(expected {sizes[-1][1]} frames)')
     h = nn.relu(self.dec_latent(z[:, None]))  # [B, rows, frames', widths[-1]]
     for i, conv in enumerate(self.dec_convs):
-      h = conv_transpose_to(conv, h, sizes[-2 - i])
+      h = layers.conv_transpose_to(conv, h, sizes[-2 - i])
       if i < len(self.dec_convs) - 1:
         h = nn.relu(h)
     assert h.shape[1:] == sizes[0] + (2,), (h.shape, sizes[0])

@@ -5,7 +5,7 @@ latent through `Bottleneck` (scalar quantiser + factorised prior) and is fine-tu
 trained autoencoder with the rate term (`configs/quantised_ae.py`), so its bitrate is measured
 in .fmac bytes like any codec's.
 
-Geometry. The codec machinery (`fmacomp.compress`) wants W latent frames for W x hop samples,
+Geometry. The codec machinery (`fmacomp.fmac.compress`) wants W latent frames for W x hop samples,
 frame j belonging to samples [j hop, (j + 1) hop). The reference models use VALID convolutions,
 which give fewer frames than that, so the input is zero-padded on the right by `pad` samples
 (time_ae: kernel - stride = 256; freq_ae: 8 STFT hops = 1024), in training as in coding, and

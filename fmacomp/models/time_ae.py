@@ -19,9 +19,7 @@ from typing import Optional
 import flax.linen as nn
 import jax.numpy as jnp
 
-from fmacomp.models.freq_ae import conv_transpose_to
-from fmacomp.models.freq_ae import MatmulConvTranspose
-from fmacomp.models.freq_ae import valid_conv_out
+from fmacomp.models import layers
 
 
 class TimeAE(nn.Module):
@@ -55,11 +53,11 @@ class TimeAE(nn.Module):
     self.enc_latent = nn.Conv(self.latent_channels, (1,))
     self.dec_latent = nn.ConvTranspose(self.hidden_channels, (1,))
     # A matmul + overlap-add: XLA:CPU's strided transposed conv does `stride` times the work.
-    self.dec_conv = MatmulConvTranspose(1, (self.kernel_size,), (self.stride,))
+    self.dec_conv = layers.MatmulConvTranspose(1, (self.kernel_size,), (self.stride,))
 
   def frames(self, length):
     """Latent frames for `length` samples (255 for 65,536)."""
-    n = valid_conv_out(length, self.kernel_size, self.stride)
+    n = layers.valid_conv_out(length, self.kernel_size, self.stride)
     if n < 1:
       raise ValueError(f'{length} samples are too short for time_ae (kernel {self.kernel_size})')
     return n
@@ -84,7 +82,7 @@ class TimeAE(nn.Module):
       raise ValueError(f'a latent of {z.shape[1]} frames does not decode to {length} samples '
                        f'(expected {self.frames(length)} frames)')
     h = nn.relu(self.dec_latent(z))  # [B, frames, hidden]
-    y = conv_transpose_to(self.dec_conv, h, (length,))  # [B, length, 1]
+    y = layers.conv_transpose_to(self.dec_conv, h, (length,))  # [B, length, 1]
     assert y.shape[1:] == (length, 1), y.shape
     return y[..., 0]
 

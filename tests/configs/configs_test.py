@@ -12,10 +12,10 @@ import jax.numpy as jnp
 import ml_collections
 import pytest
 
-from fmacomp import models
-from fmacomp import sweep
-from fmacomp import tasks
 from fmacomp.configs import freq_ae
+from fmacomp import models
+from fmacomp.training import sweep
+from fmacomp.training import tasks
 
 CONFIG_DIR = pathlib.Path(__file__).resolve().parents[2] / 'fmacomp' / 'configs'
 FILES = sorted(p.stem for p in CONFIG_DIR.glob('*.py') if p.stem not in ('__init__', 'common'))

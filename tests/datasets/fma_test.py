@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-import fake_fma
-from fmacomp import errors
+from tests.datasets import fake_fma
 from fmacomp import datasets
 from fmacomp.datasets import base
 from fmacomp.datasets import fma
+from fmacomp import errors
 
 MIN_S = 1.0  # the fake clips are 1.5-2.5 s; the 0.4 s one must be skipped
 # form -> (zipped, storage rate): the folder at 44.1 kHz, the zips at 16 kHz.

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmacomp import errors
 from fmacomp.datasets import base
 from fmacomp.datasets import music_folder
+from fmacomp import errors
 
 RATE = 8000  # tiny storage rate: the builds below take well under a second
 REALMUSIC = [pathlib.Path('/work/shared/realmusic'),

@@ -2,8 +2,6 @@
 
 import collections
 import itertools
-import os
-import sys
 
 from absl import flags
 import jax
@@ -12,12 +10,11 @@ import orbax.checkpoint as ocp
 import pytest
 
 from fmacomp import audio
-from fmacomp import errors
 from fmacomp.datasets import base
 from fmacomp.datasets import pipeline
+from fmacomp import errors
 
-sys.path.insert(0, os.path.dirname(__file__))
-import tiny_builder  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.datasets import tiny_builder
 
 RATE = tiny_builder.RATE
 

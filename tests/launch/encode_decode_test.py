@@ -4,14 +4,12 @@ original's rate, channels and length, and one-line errors with exit 2 and no out
 
 import os
 import re
-import sys
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(__file__)))
-import trained_codec  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import trained_codec
 
 SUMMARY = re.compile(r'^duration_s=([0-9.]+) bytes=(\d+) kbps=([0-9.]+)$')
 

@@ -21,7 +21,7 @@ import numpy as np
 import portpicker
 import pytest
 
-from fmacomp import checkpointing
+from fmacomp.training import checkpointing
 
 TMP_MARK = '.orbax-checkpoint-tmp'
 

@@ -1,8 +1,6 @@
 """Bottleneck: a tiny model trained on Laplacian latents; its estimate against real ANS bytes."""
 
 import functools
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,8 +10,7 @@ import pytest
 from fmacomp import errors
 from fmacomp.models import bottleneck
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import trained_bottleneck  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests import trained_bottleneck
 
 CHANNELS = trained_bottleneck.CHANNELS
 MAX_SYMBOL = trained_bottleneck.MAX_SYMBOL

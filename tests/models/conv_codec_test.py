@@ -2,21 +2,18 @@
 receptive fields (measured with gradients), which chunked coding relies on."""
 
 import functools
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from fmacomp.configs import codec as codec_config
 from fmacomp import losses
 from fmacomp import models
-from fmacomp import tasks
-from fmacomp.configs import codec as codec_config
+from fmacomp.training import tasks
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.models import model_checks
 
 KEY = jax.random.key(0)
 

@@ -5,8 +5,6 @@ Full reference sizes go through `jax.eval_shape` (no compute); real runs use a t
 threefry's initialisers are slow to compile on CPU.
 """
 
-import os
-import sys
 
 import flax.linen as nn
 import jax
@@ -17,9 +15,9 @@ import pytest
 from fmacomp import audio
 from fmacomp import models
 from fmacomp.models import freq_ae
+from fmacomp.models import layers
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.models import model_checks
 
 LATENT_SIZES = (512, 256, 128, 64, 32)
 TINY = dict(latent_channels=6, n_fft=128, hop=32, widths=(3, 5))
@@ -89,13 +87,13 @@ def test_output_padding_matches_pytorch_semantics():
   layer = nn.ConvTranspose(3, (5, 5), strides=(2, 2), padding='VALID')
   x = jax.random.normal(key(1), (2, 6, 9, 4))
   params = layer.init(key(2), x)
-  got = layer.apply(params, x, method=lambda m, x: freq_ae.conv_transpose_to(m, x, (16, 21)))
+  got = layer.apply(params, x, method=lambda m, x: layers.conv_transpose_to(m, x, (16, 21)))
   explicit = nn.ConvTranspose(3, (5, 5), strides=(2, 2), padding=((4, 5), (4, 4)))
   want = explicit.apply(params, x)
   assert got.shape == want.shape == (2, 16, 21, 3)
   np.testing.assert_allclose(got, want, atol=1e-5)
   with pytest.raises(ValueError, match='cannot map'):
-    layer.apply(params, x, method=lambda m, x: freq_ae.conv_transpose_to(m, x, (17, 21)))
+    layer.apply(params, x, method=lambda m, x: layers.conv_transpose_to(m, x, (17, 21)))
 
 
 def test_decode_of_encode_is_the_call_path(tiny):
@@ -144,12 +142,12 @@ def _random_params(layer, x):
 @pytest.mark.parametrize('out_sizes', [(16, 21), (15, 21), (16, 22)])
 def test_matmul_conv_transpose_equals_flax(out_sizes):
   # Same parameters and output as nn.ConvTranspose, with and without output padding.
-  layer = freq_ae.MatmulConvTranspose(3, (5, 5), (2, 2))
+  layer = layers.MatmulConvTranspose(3, (5, 5), (2, 2))
   flax_layer = nn.ConvTranspose(3, (5, 5), strides=(2, 2), padding='VALID')
   x = jax.random.normal(key(1), (2, 6, 9, 4))
   params = _random_params(flax_layer, x)
   assert jax.tree.map(jnp.shape, layer.init(key(2), x)) == jax.tree.map(jnp.shape, params)
-  to = jax.jit(lambda m, p, x: m.apply(p, x, method=lambda m, x: freq_ae.conv_transpose_to(
+  to = jax.jit(lambda m, p, x: m.apply(p, x, method=lambda m, x: layers.conv_transpose_to(
       m, x, out_sizes)), static_argnums=0)
   got, want = to(layer, params, x), to(flax_layer, params, x)
   assert got.shape == want.shape == (2,) + out_sizes + (3,)
@@ -158,13 +156,13 @@ def test_matmul_conv_transpose_equals_flax(out_sizes):
 
 def test_full_height_latent_layers_equal_flax():
   x = jax.random.normal(key(1), (2, 7, 11, 4))  # 7 rows, all spanned by the kernel
-  conv, flax_conv = freq_ae.FullHeightConv(6, (7, 1)), nn.Conv(6, (7, 1), padding='VALID')
+  conv, flax_conv = layers.FullHeightConv(6, (7, 1)), nn.Conv(6, (7, 1), padding='VALID')
   params = _random_params(flax_conv, x)
   assert jax.tree.map(jnp.shape, conv.init(key(2), x)) == jax.tree.map(jnp.shape, params)
   z = conv.apply(params, x)
   assert z.shape == (2, 1, 11, 6)
   np.testing.assert_allclose(z, flax_conv.apply(params, x), atol=1e-5, rtol=1e-5)
-  up = freq_ae.FullHeightConvTranspose(4, (7, 1))
+  up = layers.FullHeightConvTranspose(4, (7, 1))
   flax_up = nn.ConvTranspose(4, (7, 1), padding='VALID')
   params = _random_params(flax_up, z)
   assert jax.tree.map(jnp.shape, up.init(key(2), z)) == jax.tree.map(jnp.shape, params)

@@ -3,8 +3,6 @@
 a time_ae fine-tuned from the session's trained reference run coding real files."""
 
 import functools
-import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -12,16 +10,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from fmacomp import checkpointing
-from fmacomp import compress
-from fmacomp import model_store
-from fmacomp import models
-from fmacomp import tasks
-from fmacomp import train
 from fmacomp.configs import quantised_ae as config_lib
+from fmacomp.fmac import compress
+from fmacomp.fmac import model_store
+from fmacomp import models
+from fmacomp.training import checkpointing
+from fmacomp.training import tasks
+from fmacomp.training import train
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.models import model_checks
 
 KEY = jax.random.key(0)
 

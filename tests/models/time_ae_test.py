@@ -1,7 +1,5 @@
 """Tests for fmacomp.models.time_ae: reference shapes, the 'norm' collection, consistency."""
 
-import os
-import sys
 
 import flax.linen as nn
 import jax
@@ -12,8 +10,7 @@ import pytest
 from fmacomp import models
 from fmacomp.models import time_ae
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import model_checks  # pylint: disable=g-import-not-at-top,wrong-import-position
+from tests.models import model_checks
 
 TINY = dict(hidden_channels=8, latent_channels=4, kernel_size=64, stride=32)
 

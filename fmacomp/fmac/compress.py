@@ -29,10 +29,10 @@ import soundfile as sf
 import soxr
 
 from fmacomp import audio
-from fmacomp import codec as fmac
 from fmacomp import errors
 from fmacomp import files
-from fmacomp import model_store
+from fmacomp.fmac import file_format as fmac
+from fmacomp.fmac import model_store
 from fmacomp.models import bottleneck
 
 CHUNK_S = 20.0  # seconds of audio per chunk (model rate)

@@ -20,12 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from fmacomp import audio
-from fmacomp import baselines
-from fmacomp import checkpointing
+from fmacomp.datasets import pipeline
+from fmacomp.evaluation import baselines
 from fmacomp import metrics as metrics_lib
 from fmacomp import models
-from fmacomp import tasks
-from fmacomp.datasets import pipeline
+from fmacomp.training import checkpointing
+from fmacomp.training import tasks
 
 NOMINAL_BITS = 16  # the reference's bits per float latent value
 # Bitrate ladders (target kbps) of the baselines; points a codec cannot reach are dropped.

@@ -1,6 +1,8 @@
-"""Launcher plumbing: absl `app.run` with DESIGN.md's error contract.
+"""Launcher plumbing: absl `app.run` with DESIGN.md's error contract, and the launchers' shared
+flags. It lives beside the launchers because absl flags belong to scripts, never to the library
+(`fmacomp/` takes arguments; the `fmacomp` command parses its own with argparse).
 
-Launchers call `cli.run(main)`. A `FmacompError` becomes one line on stderr,
+Launchers call `launcher.run(main)`. A `FmacompError` becomes one line on stderr,
 `fmacomp: error: <path>: <reason>`, and its exit code (2 bad input, 1 run-time failure); a flag
 parsing error exits 2 the same way. `--verbose` re-raises with the traceback.
 """
@@ -14,6 +16,23 @@ from absl import logging
 from fmacomp import errors
 
 flags.DEFINE_bool('verbose', False, 'Show tracebacks for errors instead of one line.')
+
+
+def define_distributed_flags():
+  """Defines the multi-host flags of a launcher (`initialize_distributed` reads them)."""
+  flags.DEFINE_bool('distributed', False, 'Multi-host with the cluster auto-detected by JAX '
+                    '(TPU VM pod, Slurm, Open MPI).')
+  flags.DEFINE_string('coordinator_address', '', 'host:port of process 0 (multi-host).')
+  flags.DEFINE_integer('num_processes', 0, 'Number of processes (multi-host).')
+  flags.DEFINE_integer('process_id', -1, 'This process\'s index (multi-host).')
+
+
+def initialize_distributed():
+  """`fmacomp.distributed.initialize` with the flags of `define_distributed_flags`."""
+  from fmacomp import distributed  # pylint: disable=g-import-not-at-top (imports jax)
+  values = flags.FLAGS
+  distributed.initialize(values.coordinator_address, values.num_processes, values.process_id,
+                         auto_detect=values.distributed)
 
 
 def fail(error):

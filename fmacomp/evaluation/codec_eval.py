@@ -1,12 +1,12 @@
-"""Codec operating points in the evaluation: real .fmac files through `fmacomp.compress`.
+"""Codec operating points in the evaluation: real .fmac files through `fmacomp.fmac.compress`.
 
 A codec run (a quantised model with an entropy model, `models.CODECS`) is evaluated
 as a user would use it: each test clip is written to a WAV file, compressed to a .fmac file and
-decompressed with the public API of `fmacomp.compress` (`encode_file`, `decode_file`); its
+decompressed with the public API of `fmacomp.fmac.compress` (`encode_file`, `decode_file`); its
 bitrate is the whole file's size (header included) x 8 / seconds.
 
 `fmac_latents` reads a file's latent for classification from the compressed representation
-(`fmacomp.compressed_genre`): its symbols are entropy-decoded with the model's integer tables
+(`fmacomp.evaluation.compressed_genre`): its symbols are entropy-decoded with the model's integer tables
 and dequantised (`Bottleneck.from_symbols`), with no call to the decoder and no audio.
 """
 
@@ -16,8 +16,8 @@ import tempfile
 import numpy as np
 
 from fmacomp import audio
+from fmacomp.evaluation import rate_distortion as rd
 from fmacomp import models
-from fmacomp import rate_distortion as rd
 
 
 def is_codec(config):
@@ -27,13 +27,13 @@ def is_codec(config):
 
 def load(workdir):
   """The `model_store.Codec` of a codec run's best checkpoint."""
-  from fmacomp import model_store  # pylint: disable=g-import-not-at-top (heavy: jax models)
+  from fmacomp.fmac import model_store  # pylint: disable=g-import-not-at-top (heavy: jax models)
   return model_store.load(workdir)
 
 
 def roundtrip(codec, clip, directory):
   """Compresses and decompresses one clip through files: (decoded float32 [T], file bytes)."""
-  from fmacomp import compress  # pylint: disable=g-import-not-at-top
+  from fmacomp.fmac import compress  # pylint: disable=g-import-not-at-top
   wav, fmac, out = (os.path.join(directory, n) for n in ('in.wav', 'clip.fmac', 'out.wav'))
   audio.write_audio(wav, clip.audio, clip.rate, subtype='FLOAT')  # lossless input
   result = compress.encode_file(wav, fmac, codec)
@@ -89,7 +89,7 @@ def fmac_latents(path, codec):
   `compress.read_symbols` entropy-decodes the symbols (each chunk's own frames, in order);
   the bottleneck's `from_symbols` dequantises them. The decoder never runs.
   """
-  from fmacomp import compress  # pylint: disable=g-import-not-at-top
+  from fmacomp.fmac import compress  # pylint: disable=g-import-not-at-top
   symbols = compress.read_symbols(path, codec)  # int32 [channels, frames, C]
   if symbols.shape[0] != 1:
     raise ValueError(f'{path}: fmac_latents reads mono files, this one has {symbols.shape[0]}')

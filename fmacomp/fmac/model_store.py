@@ -2,7 +2,7 @@
 
 `--model` names a shipped model (a folder `fmacomp/shipped/<name>/`, laid out like a training
 workdir) or any training workdir. A model has one or more operating points: a workdir is one;
-a sweep workdir (`sweep/<run>/`, `fmacomp.sweep`) has one per finished run, ordered by bitrate.
+a sweep workdir (`sweep/<run>/`, `fmacomp.training.sweep`) has one per finished run, ordered by bitrate.
 Each operating point is a best checkpoint; `load(point)` returns a `Codec` ready to code.
 
 Integer CDF tables (DESIGN.md: the checkpoint carries everything decoding needs) live in the
@@ -22,12 +22,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fmacomp import checkpointing
-from fmacomp import codec as fmac
 from fmacomp import errors
 from fmacomp import files
+from fmacomp.fmac import file_format as fmac
 from fmacomp import models
 from fmacomp.models import bottleneck
+from fmacomp.training import checkpointing
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
 TABLES_FILE = 'cdf_tables.npz'

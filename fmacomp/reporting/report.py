@@ -15,11 +15,11 @@ import os
 
 from fmacomp import audio
 from fmacomp import errors
-from fmacomp import figures
+from fmacomp.evaluation import rate_distortion as rd
 from fmacomp import files
-from fmacomp import rate_distortion as rd
-from fmacomp.results_md import COLUMNS
-from fmacomp.results_md import number
+from fmacomp.reporting import figures
+from fmacomp.reporting.results_md import COLUMNS
+from fmacomp.reporting.results_md import number
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}

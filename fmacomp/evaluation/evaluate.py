@@ -5,12 +5,12 @@ is a training run, each sub-directory that is one (a study's stages), and every 
 (`<dir>/sweep/<run>/`). Runs that differ only by seed form a group, reported as the mean and
 standard deviation over seeds.
 
-  autoencoders  rate-distortion rows on the test clips (`fmacomp.rate_distortion`), the
+  autoencoders  rate-distortion rows on the test clips (`fmacomp.evaluation.rate_distortion`), the
                 reference's nominal bitrate beside a measured one (None: no file exists)
-  codecs        rows from real .fmac bytes (`fmacomp.codec_eval`, through `fmacomp.compress`)
+  codecs        rows from real .fmac bytes (`fmacomp.evaluation.codec_eval`, through `fmacomp.fmac.compress`)
   baselines     MP3, Opus and resampling over a bitrate ladder, on the same clips
   classifiers   segment and song accuracy, per-genre precision and recall, confusion
-                (`fmacomp.genre`); and accuracy against bitrate where the classifier reads
+                (`fmacomp.evaluation.genre`); and accuracy against bitrate where the classifier reads
                 compressed files of a codec that quantises its latent (`compressed_genre`)
   latents       PCA and t-SNE of each autoencoder's test latents, coloured by genre
 
@@ -47,18 +47,18 @@ from absl import logging
 import numpy as np
 
 from fmacomp import audio
-from fmacomp import checkpointing
-from fmacomp import codec_eval
-from fmacomp import compressed_genre
 from fmacomp import datasets
-from fmacomp import errors
-from fmacomp import files
-from fmacomp import genre
-from fmacomp import models
-from fmacomp import projection
-from fmacomp import rate_distortion as rd
-from fmacomp import results_md
 from fmacomp.datasets import pipeline
+from fmacomp import errors
+from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import compressed_genre
+from fmacomp.evaluation import genre
+from fmacomp.evaluation import projection
+from fmacomp.evaluation import rate_distortion as rd
+from fmacomp import files
+from fmacomp import models
+from fmacomp.reporting import results_md
+from fmacomp.training import checkpointing
 
 REFERENCE_GENRE = {'song_accuracy': 0.45, 'segment_accuracy': 0.42}
 SCHEMA_VERSION = 1

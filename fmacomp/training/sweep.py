@@ -15,7 +15,7 @@ import jax
 import numpy as np
 
 from fmacomp import files
-from fmacomp import train
+from fmacomp.training import train
 
 DONE = 'DONE'
 

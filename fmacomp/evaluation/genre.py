@@ -17,11 +17,11 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-from fmacomp import checkpointing
-from fmacomp import rate_distortion
-from fmacomp import tasks
 from fmacomp.datasets import pipeline
+from fmacomp.evaluation import rate_distortion
 from fmacomp.models import classifier as classifier_lib
+from fmacomp.training import checkpointing
+from fmacomp.training import tasks
 
 
 def song_votes(probs, track_ids):

@@ -22,13 +22,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fmacomp import checkpointing
+from fmacomp.datasets import pipeline
 from fmacomp import errors
 from fmacomp import losses
 from fmacomp import metrics as metrics_lib
 from fmacomp import models
 from fmacomp.models import classifier as classifier_lib
-from fmacomp.datasets import pipeline
+from fmacomp.training import checkpointing
 
 
 def make_task(config, builder):
@@ -213,7 +213,7 @@ class CodecTask:
   per-step key. Validation runs the coder's own path (rounded symbols, bits from the prior) and
   reports the total loss, its parts, `kbps_estimated` and the pinned `mel_distance` (44.1 kHz)
   of the decoded audio. The integer CDF tables are frozen from the best checkpoint's params by
-  `fmacomp.model_store.export_tables` (deterministic: the same params give the same tables).
+  `fmacomp.fmac.model_store.export_tables` (deterministic: the same params give the same tables).
   """
 
   trainable_mask = None

@@ -2,14 +2,14 @@
 
 For every pair of a latent classifier and a codec that quantises the latent it reads (a
 quantised autoencoder whose `base` is the classifier's encoder, at the classifier's rate), each
-test track is compressed whole to a .fmac file (`fmacomp.compress.encode_file`); the file's
+test track is compressed whole to a .fmac file (`fmacomp.fmac.compress.encode_file`); the file's
 symbols are entropy-decoded and dequantised (`codec_eval.fmac_latents`, no decoder, no audio
 reconstructed) and the classifier's head reads `segments` evenly spaced windows of that latent
 (`genre.classify_latents`), each as long as the latent of one of its crops. Segment and song
 accuracy are reported beside the file's measured bitrate (its bytes x 8 / seconds).
 
 The windows are whole latent frames, so a window starts on a multiple of the codec's hop; the
-float classifier's own evaluation (`fmacomp.genre`) places its segments at sample precision.
+float classifier's own evaluation (`fmacomp.evaluation.genre`) places its segments at sample precision.
 """
 
 import os
@@ -20,11 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from fmacomp import audio
-from fmacomp import checkpointing
-from fmacomp import codec_eval
-from fmacomp import genre
-from fmacomp import models
 from fmacomp.datasets import base
+from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import genre
+from fmacomp import models
+from fmacomp.training import checkpointing
 
 PENDING = ('no codec quantises the latent a classifier reads (train a quantised_ae whose base is '
            "the classifier's encoder, e.g. configs/quantised_ae.py with ae_workdir=<its "
@@ -78,7 +78,7 @@ def pairs(runs):
 
 def _track_probs(model, variables, crop, shape, codec, x, rate, segments, directory):
   """Class probabilities [segments, K] of one track read from its .fmac file, and its bytes."""
-  from fmacomp import compress  # pylint: disable=g-import-not-at-top
+  from fmacomp.fmac import compress  # pylint: disable=g-import-not-at-top
   x = np.pad(x, (0, max(0, int(np.ceil(crop * rate / codec.sample_rate)) - len(x))))
   wav, fmac = os.path.join(directory, 'track.wav'), os.path.join(directory, 'track.fmac')
   audio.write_audio(wav, x, rate, subtype='FLOAT')

@@ -127,7 +127,7 @@ def check_coverage(header, frames, model_rate, path, tolerance=2):
   """Raises InputError unless `frames` latent frames at `model_rate` span the header's audio.
 
   `num_samples` counts the original's samples at `sample_rate`, `hop_samples` the model's at its
-  own rate, which the header does not carry: only the model's owner (`fmacomp.compress`) can
+  own rate, which the header does not carry: only the model's owner (`fmacomp.fmac.compress`) can
   compare them. The frames must cover the resampled length (give or take `tolerance` samples of
   resampler rounding) and not exceed it by a whole frame.
   """

@@ -6,8 +6,8 @@ replicated, batches are sharded on their leading axis. The state is created alre
 `train_step`, jitted once with shardings and donation, and the step key is
 `fold_in(rng, step)`, so a resumed run reproduces an uninterrupted one exactly.
 
-What a model is trained to do (its loss, its validation) lives in `fmacomp.tasks`; the
-checkpoints in `fmacomp.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`.
+What a model is trained to do (its loss, its validation) lives in `fmacomp.training.tasks`; the
+checkpoints in `fmacomp.training.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`.
 """
 
 import json
@@ -23,12 +23,12 @@ import numpy as np
 import optax
 import tensorboardX
 
-from fmacomp import checkpointing
 from fmacomp import datasets
+from fmacomp.datasets import pipeline
 from fmacomp import errors
 from fmacomp import files
-from fmacomp import tasks
-from fmacomp.datasets import pipeline
+from fmacomp.training import checkpointing
+from fmacomp.training import tasks
 
 
 class TrainState(train_state.TrainState):
