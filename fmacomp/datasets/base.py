@@ -156,6 +156,23 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         metadata=tfds.core.MetadataDict(sample_rate=self.builder_config.storage_rate),
     )
 
+  def data_identity(self):
+    """What a run that reads this (prepared) build trains on, as JSON-ready data.
+
+    Returns:
+      {'dataset', 'config', 'version', 'data_dir', 'storage_rate', 'examples': {split: count}};
+      builders that know their source files add them (music_folder: the files and their hash).
+    """
+    config = self.builder_config
+    return {
+        'dataset': self.name,
+        'config': config.name if config else None,
+        'version': str(self.version),
+        'data_dir': os.path.abspath(os.fspath(self.data_dir)),
+        'storage_rate': config.storage_rate,
+        'examples': {name: split.num_examples for name, split in sorted(self.info.splits.items())},
+    }
+
   def set_label_names(self, names):
     """Sets the ClassLabel names at build time (datasets whose labels come from the data)."""
     label = self.info.features['label']

@@ -18,8 +18,14 @@ fixed by the sha1 of its relative path (80 / 10 / 10 % train / validation / test
 same on every machine and does not move when other files are added. A split with no tracks is
 omitted (a handful of files may leave validation or test empty: write a splits.json).
 
-The config is derived from the folder: its name is `<folder name>_<8 hex of sha1(real path)>`
-plus the storage-rate suffix (`_22k`, `_16k`), so two folders (or two rates) never share a build.
+The config is derived from the folder: its name is `<folder name>_<8 hex of sha1(real path)>_<8
+hex of the content hash>` plus the storage-rate suffix (`_22k`, `_16k`), so two folders (or two
+rates) never share a build, and a folder whose content changed gets a new build instead of
+silently reusing the stale one. The content hash (`content_sha256`) covers splits.json's bytes and
+every audio file's relative path and size; not modification times, which change whenever the
+folder is copied, and not the audio bytes, which would mean reading the whole folder at every
+start. Each build keeps `files.json` (the hash and the files stored per split), which a training
+run records as the data it trained on (`data_identity()`).
 Dataset names: `music_folder` (44.1 kHz), `music_folder/22k`, `music_folder/16k`.
 """
 
@@ -36,6 +42,8 @@ from fmacomp.datasets import base
 from fmacomp import errors
 
 SPLITS_FILE = 'splits.json'
+# Written into each build: the content hash and the files stored per split.
+FILES_FILE = 'files.json'
 SPLIT_NAMES = ('train', 'validation', 'test')
 UNKNOWN = 'Unknown'
 # Extensions of the formats libsndfile decodes (soundfile.available_formats()), lower case.
@@ -55,20 +63,58 @@ class MusicFolderConfig(base.AudioBuilderConfig):
 
   Attributes:
     folder: absolute path of the folder of music.
+    content_sha256: `content_hash(folder)` when the config was made (hex).
   """
   folder: str = ''
+  content_sha256: str = ''
 
 
 def config_for_folder(folder, storage_rate=44100, min_duration_s=5.0):
-  """The config of `folder` at `storage_rate`; its name is unique to the folder and the rate."""
+  """The config of `folder` at `storage_rate`.
+
+  Its name is unique to the folder, its content and the rate (see the module docstring).
+  """
   folder = os.path.realpath(os.path.expanduser(os.fspath(folder)))
   digest = hashlib.sha1(folder.encode('utf-8')).hexdigest()[:8]
+  content = content_hash(folder)
   slug = re.sub(r'[^a-z0-9]+', '_', os.path.basename(folder).lower()).strip('_') or 'root'
   suffix = base.RATE_SUFFIXES.get(storage_rate, f'_{storage_rate}hz')
   return MusicFolderConfig(
-      name=f'{slug}_{digest}{suffix}', folder=folder, storage_rate=storage_rate,
-      min_duration_s=min_duration_s,
+      name=f'{slug}_{digest}_{content[:8]}{suffix}', folder=folder, content_sha256=content,
+      storage_rate=storage_rate, min_duration_s=min_duration_s,
       description=f'{folder} at {storage_rate} Hz')
+
+
+def folder_content(folder):
+  """What a build of `folder` depends on, as JSON-ready data.
+
+  Returns:
+    {'splits_sha256': sha256 of splits.json's bytes (None without one), 'files': [[relpath,
+    size in bytes], ...] of every audio file, sorted}. A missing folder has no files.
+  """
+  try:
+    with open(os.path.join(folder, SPLITS_FILE), 'rb') as f:
+      splits_sha256 = hashlib.sha256(f.read()).hexdigest()
+  except FileNotFoundError:
+    splits_sha256 = None
+  files = []
+  for rel in find_audio(folder):
+    try:
+      size = os.path.getsize(os.path.join(folder, rel))
+    except OSError:  # a dangling link: the build skips it, the hash still sees it
+      size = -1
+    files.append([rel, size])
+  return {'splits_sha256': splits_sha256, 'files': files}
+
+
+def content_hash(folder):
+  """sha256 (hex) of `folder_content(folder)` in canonical JSON: the same for a copy anywhere."""
+  return _digest(folder_content(folder))
+
+
+def _digest(content):
+  text = json.dumps(content, sort_keys=True, separators=(',', ':'))
+  return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 
 def _walk_audio(folder):
@@ -174,17 +220,53 @@ class MusicFolder(base.AudioBuilder, skip_registration=True):
     for rel in sorted(assigned):
       splits.setdefault(assigned[rel], []).append(
           base.Track(track_id=rel, label=labels[rel], path=os.path.join(folder, rel)))
-    return {split: splits[split] for split in SPLIT_NAMES if split in splits}
+    self._listed = {split: splits[split] for split in SPLIT_NAMES if split in splits}
+    return self._listed
 
   def _download_and_prepare(self, dl_manager, download_config=None):
+    config = self.builder_config
     try:
-      return super()._download_and_prepare(dl_manager, download_config)
+      result = super()._download_and_prepare(dl_manager, download_config)
     except AssertionError as e:
       # TFDS refuses to write a split whose every track was skipped; say which folder it is.
       if 'No examples were yielded' not in str(e):
         raise
-      raise errors.InputError(self.builder_config.folder, f'no usable audio in a split ({e}); '
+      raise errors.InputError(config.folder, f'no usable audio in a split ({e}); '
                               'the skipped files are logged above') from e
+    # The build is named after the content hash taken before it read the files; a folder edited
+    # meanwhile would leave a build whose name lies about what it holds.
+    content = folder_content(config.folder)
+    if _digest(content) != config.content_sha256:
+      raise errors.InputError(config.folder, 'changed while it was being built; prepare again')
+    skipped = {s['track_id'] for s in self._skipped}
+    manifest = {
+        'folder': config.folder,
+        'content_sha256': config.content_sha256,
+        'splits_sha256': content['splits_sha256'],
+        'splits': {split: [t.track_id for t in tracks if t.track_id not in skipped]
+                   for split, tracks in self._listed.items()},
+    }
+    # Like skipped.json: written into the still incomplete build folder, so it lands with the data.
+    with open(os.path.join(os.fspath(self.data_dir), FILES_FILE), 'w') as f:
+      json.dump(manifest, f, indent=1)
+    return result
+
+  def data_identity(self):
+    """`base.AudioBuilder.data_identity` plus the folder, its content hash and the files stored.
+
+    `files` is {split: [relpath, ...]} of the tracks in the build (skipped ones left out), from
+    the build's files.json; None for a build that has none.
+    """
+    identity = super().data_identity()
+    path = os.path.join(os.fspath(self.data_dir), FILES_FILE)
+    manifest = {}
+    if os.path.exists(path):
+      with open(path) as f:
+        manifest = json.load(f)
+    config = self.builder_config
+    identity.update(folder=config.folder, content_sha256=config.content_sha256,
+                    splits_sha256=manifest.get('splits_sha256'), files=manifest.get('splits'))
+    return identity
 
 
 def _check_folder(folder):

@@ -1,8 +1,10 @@
 """music_folder: labels from sub-folders, splits (splits.json or hashed path), chunking, config."""
 
+import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmacomp import datasets
 from fmacomp.datasets import base
 from fmacomp.datasets import music_folder
 from fmacomp import errors
@@ -150,6 +153,98 @@ def test_config_name_is_unique_per_folder_and_rate(tmp_path):
   assert music_folder.config_for_folder(f'{a}/../music/').name == name_a  # same folder
   assert music_folder.config_for_folder(a, storage_rate=16000).name == name_a + '_16k'
   assert music_folder.config_for_folder(a).folder == str(a)
+  path_hash = hashlib.sha1(str(a).encode()).hexdigest()[:8]
+  content = music_folder.content_hash(a)  # a missing folder: no files, no splits.json
+  assert name_a == f'music_{path_hash}_{content[:8]}'
+
+
+# --- Content hash: a changed folder is a new build, a copied one is the same content ----------
+
+def _small_folder(music, seconds=1.5):
+  for i, rel in enumerate(['a/1.wav', 'a/2.wav', 'b/3.wav']):
+    write_tone(music / rel, seconds, seed=i)
+  write_splits(music, {'train': ['a/1.wav', 'b/3.wav'], 'validation': ['a/2.wav']})
+  return music
+
+
+def _track_counts(builder):
+  return {split: len({r['track_id'] for r in recs}) for split, recs in records(builder).items()}
+
+
+def test_content_hash_ignores_mtimes_and_location_but_not_names_sizes_or_splits(tmp_path):
+  music = _small_folder(tmp_path / 'music')
+  digest = music_folder.content_hash(music)
+  copy = tmp_path / 'elsewhere' / 'music'
+  shutil.copytree(music, copy)  # copytree keeps mtimes: move them on, as a plain `cp -r` would
+  for path in copy.rglob('*'):
+    os.utime(path, (1e9, 1e9))
+  assert music_folder.content_hash(copy) == digest
+  name, copied = (music_folder.config_for_folder(f).name for f in (music, copy))
+  assert name != copied and name.split('_')[-1] == copied.split('_')[-1] == digest[:8]
+
+  (copy / 'a' / '2.wav').rename(copy / 'a' / '2b.wav')  # a renamed file
+  renamed = music_folder.content_hash(copy)
+  with open(copy / 'b' / '3.wav', 'ab') as f:  # a file that grew
+    f.write(b'\0\0')
+  grown = music_folder.content_hash(copy)
+  write_splits(music, {'train': ['a/1.wav'], 'validation': ['a/2.wav', 'b/3.wav']})
+  assert len({digest, renamed, grown, music_folder.content_hash(music)}) == 4
+
+
+def test_a_changed_folder_is_prepared_again_and_the_old_build_is_left_alone(tmp_path):
+  # Through `datasets.prepare`, as train.py and prepare.py use it (min_duration_s is 5 s there).
+  music, data = _small_folder(tmp_path / 'music', seconds=5.5), tmp_path / 'data'
+  first = datasets.prepare('music_folder/16k', data_dir=str(data), manual_dir=str(music))
+  assert _track_counts(first) == {'train': 2, 'validation': 1}
+  assert datasets.prepare('music_folder/16k', data_dir=str(data),
+                          manual_dir=str(music)).data_dir == first.data_dir  # reused
+
+  write_tone(music / 'b' / '4.wav', 5.5, seed=4)  # a new recording, listed for training
+  write_splits(music, {'train': ['a/1.wav', 'b/3.wav', 'b/4.wav'], 'validation': ['a/2.wav']})
+  grown = datasets.prepare('music_folder/16k', data_dir=str(data), manual_dir=str(music))
+  assert grown.data_dir != first.data_dir
+  assert _track_counts(grown) == {'train': 3, 'validation': 1}
+
+  write_splits(music, {'train': ['a/1.wav', 'b/3.wav'], 'validation': ['a/2.wav', 'b/4.wav']})
+  moved = datasets.prepare('music_folder/16k', data_dir=str(data), manual_dir=str(music))
+  assert len({first.data_dir, grown.data_dir, moved.data_dir}) == 3
+  assert _track_counts(moved) == {'train': 2, 'validation': 2}
+  assert _track_counts(first) == {'train': 2, 'validation': 1}  # the old build is untouched
+
+
+def test_a_folder_that_changes_during_its_build_is_an_input_error(tmp_path):
+  music = _small_folder(tmp_path / 'music')
+  config = music_folder.config_for_folder(music, storage_rate=RATE, min_duration_s=1.0)
+  write_tone(music / 'late.wav', 1.5)
+  builder = music_folder.MusicFolder(config=config, data_dir=tmp_path / 'data',
+                                     file_format='array_record')
+  with pytest.raises(errors.InputError, match='changed while it was being built') as e:
+    builder.download_and_prepare(file_format='array_record')
+  assert e.value.path == str(music)
+  assert not builder.is_prepared()
+
+
+def test_data_identity_lists_the_stored_files_and_the_hashes(tmp_path):
+  music = _small_folder(tmp_path / 'music')
+  (music / 'b' / 'broken.wav').write_bytes(b'RIFF not really a wav file')
+  write_splits(music, {'train': ['a/1.wav', 'b/3.wav', 'b/broken.wav'],
+                       'validation': ['a/2.wav']})
+  builder = build(music, tmp_path / 'data')
+  identity = builder.data_identity()
+  splits_bytes = (music / 'splits.json').read_bytes()
+  assert identity == {
+      'dataset': 'music_folder',
+      'config': builder.builder_config.name,
+      'version': '1.0.0',
+      'data_dir': os.path.abspath(builder.data_dir),
+      'storage_rate': RATE,
+      'examples': {'train': 2, 'validation': 1},
+      'folder': str(music),
+      'content_sha256': music_folder.content_hash(music),
+      'splits_sha256': hashlib.sha256(splits_bytes).hexdigest(),
+      'files': {'train': ['a/1.wav', 'b/3.wav'], 'validation': ['a/2.wav']},  # broken: skipped
+  }
+  json.dumps(identity)  # a launch record carries it as it is
 
 
 def test_from_name_builds_the_folder_config(tmp_path):
