@@ -74,7 +74,7 @@ def fmacomp_stepper(config, batch_size):
   variables = model.init(jax.random.key(0), x[:1])
   params = variables.pop('params')
   state = train.TrainState.create(apply_fn=None, params=params, tx=train.make_optimizer(config),
-                                  extra=variables,
+                                  non_trainable=variables,
                                   loss_fn=functools.partial(tasks.autoencoder_loss, model))
   rng = jax.random.key(1)
   start = time.perf_counter()

@@ -7,7 +7,11 @@ in tests/launch/train_launch_test.py; the session's reference run and dataset in
 import hashlib
 import json
 import logging
+import os
+import pathlib
 import re
+import shutil
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -18,8 +22,11 @@ import pytest
 
 from fmacomp.configs import classifier as classifier_config
 from fmacomp.configs import time_ae as time_ae_config
+import fmacomp
+from fmacomp import datasets
 from fmacomp import errors
 from fmacomp.training import checkpointing
+from fmacomp.training import provenance
 from fmacomp.training import train
 
 
@@ -126,8 +133,8 @@ def test_a_resumed_metric_writer_drops_records_after_the_checkpoint(tmp_path):
 
 
 def test_train_step_reports_the_loss_and_norms_of_its_update():
-  def loss_fn(params, extra, batch, rng):
-    del extra, rng
+  def loss_fn(params, non_trainable, batch, rng):
+    del non_trainable, rng
     return jnp.mean(jnp.square(params['w'] - batch['audio'])), {}
 
   state = train.TrainState.create(apply_fn=None, params={'w': jnp.zeros(4)},
@@ -214,3 +221,56 @@ def test_a_log_mel_classifier_beats_chance(tiny_data_dir, tmp_path):
   assert final['accuracy'] > 2 / 8, final  # chance is 1/8
   train_records = _records(tmp_path / 'wd', 'train')
   assert train_records[-1]['loss'] < train_records[0]['loss']
+
+
+# --- Launch records (launches.jsonl) --------------------------------------------------------
+
+def test_a_run_records_its_launch(time_ae_run, tiny_data_dir):
+  workdir, _, _ = time_ae_run
+  (launch,) = provenance.read_launches(str(workdir))
+  assert launch['start_step'] == 0
+  assert launch['config'] == json.loads((workdir / 'config.json').read_text())
+  assert launch['fmacomp_version'] == fmacomp.__version__
+  assert launch['processes'] == jax.process_count() == 1
+  assert launch['devices']['count'] == jax.device_count()
+  assert launch['devices']['kind'] == jax.devices()[0].device_kind
+  assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00', launch['time_utc'])
+  builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(tiny_data_dir))
+  assert launch['data'] == builder.data_identity()
+  assert launch['data']['examples']['train'] > 0
+  repo = pathlib.Path(fmacomp.__file__).resolve().parents[1]
+  if shutil.which('git') and (repo / '.git').exists():
+    # Other commits may land while the tests run: the recorded one is HEAD or an ancestor.
+    assert re.fullmatch(r'[0-9a-f]{40}', launch['git_commit'])
+    assert isinstance(launch['git_dirty'], bool)
+    subprocess.run(['git', 'merge-base', '--is-ancestor', launch['git_commit'], 'HEAD'],
+                   cwd=repo, check=True, capture_output=True)
+
+
+def test_git_state_is_none_outside_a_checkout_or_without_git(tmp_path, monkeypatch):
+  assert provenance.git_state(str(tmp_path)) == (None, None)
+  # A folder inside a checkout (e.g. site-packages of a venv in the repository) is not one.
+  repo = pathlib.Path(fmacomp.__file__).resolve().parents[1]
+  assert provenance.git_state(str(repo / 'fmacomp')) == (None, None)
+  monkeypatch.setenv('PATH', str(tmp_path))  # no git executable at all
+  assert provenance.git_state(str(repo)) == (None, None)
+
+
+def test_append_launch_never_touches_earlier_lines(tmp_path, monkeypatch):
+  provenance.append_launch(str(tmp_path), {'start_step': 0})
+  provenance.append_launch(str(tmp_path), {'start_step': 5})
+  path = tmp_path / provenance.LAUNCHES_FILE
+  before = path.read_bytes()
+  with pytest.raises(TypeError):  # a record that cannot be written leaves the file as it was
+    provenance.append_launch(str(tmp_path), {'start_step': object()})
+
+  def crash(*args):
+    raise KeyboardInterrupt('killed mid-write')
+
+  monkeypatch.setattr(os, 'replace', crash)
+  with pytest.raises(KeyboardInterrupt):
+    provenance.append_launch(str(tmp_path), {'start_step': 9})
+  monkeypatch.undo()
+  assert path.read_bytes() == before
+  assert os.listdir(tmp_path) == [provenance.LAUNCHES_FILE]  # no temporary file left behind
+  assert [r['start_step'] for r in provenance.read_launches(str(tmp_path))] == [0, 5]

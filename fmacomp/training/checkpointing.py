@@ -8,11 +8,13 @@ Two managers, because an orbax `best_fn` policy counts `max_to_keep` among the b
 could delete the newest checkpoint that a resume needs. Every process saves (orbax coordinates
 the writes); saves are asynchronous and `wait()` blocks until they are on disk.
 
-`load_params(workdir)` is what evaluation, the classifier and the codec commands use: the best
-checkpoint's parameters and non-trainable collections (normalisation statistics, CDF tables),
-restored on the host without the optimiser.
+`load_params(workdir)` restores the best checkpoint's parameters and non-trainable collections
+(normalisation statistics, CDF tables) on the host, without the optimiser. `load_run(workdir)` is
+the one run loader of evaluation and the model store: config, model (`models.from_config`) and
+those variables together.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -24,6 +26,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from fmacomp import errors
+from fmacomp import models
 
 LATEST = 'latest'
 BEST = 'best'
@@ -115,9 +118,63 @@ def load_params(workdir, which=BEST):
       item = os.path.join(directory, str(step), 'state')
       restored = ocp.PyTreeCheckpointer().restore(
           item, args=ocp.args.PyTreeRestore(restore_args=_host_restore_args(item)))
-    variables = {'params': restored['params'], **restored.get('extra', {})}
+    # The collections besides params: TrainState.non_trainable ('extra' in checkpoints written
+    # before its rename, the shipped models' among them).
+    others = restored.get('non_trainable', restored.get('extra', {}))
+    variables = {'params': restored['params'], **others}
     return jax.tree.map(np.asarray, variables), step
   raise errors.InputError(workdir, 'no checkpoint found under checkpoints/')
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainedRun:
+  """A run restored for inference.
+
+  Attributes:
+    workdir: the run's workdir (absolute).
+    config: its config.json.
+    model: the Flax module its config describes.
+    variables: {'params': ..., other collections}: numpy, on the host; the collections carry
+      what the run learned beside its weights (e.g. time_ae's normalisation statistics).
+    step: the restored checkpoint's step.
+  """
+  workdir: str
+  config: ml_collections.ConfigDict
+  model: object
+  variables: dict
+  step: int
+
+
+def _linked_fields(config, variables):
+  """Model fields a config links to instead of holding: a classifier's encoder and classes."""
+  if config.model.name != 'classifier':
+    return {}
+  # The head's output size is the dataset's label count when the run trained.
+  fields = {'n_classes': int(np.shape(variables['params']['fc2']['kernel'])[-1]),
+            'freeze_encoder': config.get('unfreeze_step', -1) < 0}
+  if config.model.get('frontend') == 'latent':
+    encoder = dict(load_config(config.encoder_workdir).model)
+    fields.update(encoder=encoder.pop('name'), encoder_kwargs=encoder)
+  return fields
+
+
+def load_run(workdir, which=BEST):
+  """Restores a run's config, model and variables (see `load_params` for `which`).
+
+  Args:
+    workdir: a training workdir (config.json and checkpoints/).
+    which: BEST (falling back to the latest when no best exists yet) or LATEST.
+
+  Returns:
+    A `TrainedRun`.
+
+  Raises:
+    errors.InputError: no config.json or no checkpoint.
+  """
+  config = load_config(workdir)
+  variables, step = load_params(workdir, which)
+  model = models.from_config(config.model, **_linked_fields(config, variables))
+  return TrainedRun(os.path.abspath(workdir), config, model, variables, int(step))
 
 
 def _host_restore_args(item):

@@ -2,7 +2,7 @@
 
 `make_task(config, builder)` returns a task with
   init_variables(rng) -> {'params': ..., other collections}
-  loss(params, extra, batch, rng) -> (loss, metrics)      pure; traced inside train_step
+  loss(params, non_trainable, batch, rng) -> (loss, metrics)   pure; traced in train_step
   trainable_mask                                         None, or a bool pytree over params
   load_pretrained(state, shardings) -> state             e.g. a classifier's encoder
   evaluate(state, builder, mesh, config) -> {'loss': ..., ...} on the validation split
@@ -108,7 +108,7 @@ class AutoencoderTask:
   def evaluate(self, state, builder, mesh, config):
     sq_err, count, rmse = 0.0, 0, []
     for batch in _eval_batches(config, builder, mesh):
-      err, audio_hat = self._eval_step({'params': state.params, **state.extra}, batch)
+      err, audio_hat = self._eval_step({'params': state.params, **state.non_trainable}, batch)
       err, audio_hat = _gather(err), _gather(audio_hat)
       mask, audio = _gather(batch['mask']), _gather(batch['audio'])
       sq_err += float(err[mask].sum())
@@ -119,8 +119,8 @@ class AutoencoderTask:
             'examples': count}
 
 
-def autoencoder_loss(model, params, extra, batch, rng):
-  out = model.apply({'params': params, **extra}, batch['audio'], train=True,
+def autoencoder_loss(model, params, non_trainable, batch, rng):
+  out = model.apply({'params': params, **non_trainable}, batch['audio'], train=True,
                     rngs={'dropout': rng})
   loss = jnp.mean(jnp.square(out['prediction'] - out['target']))
   return loss, {}
@@ -174,15 +174,15 @@ class ClassifierTask:
     if not self.encoder_workdir:
       return state
     encoder, _ = checkpointing.load_params(self.encoder_workdir)
-    variables = {'params': jax.device_get(state.params), **jax.device_get(state.extra)}
+    variables = {'params': jax.device_get(state.params), **jax.device_get(state.non_trainable)}
     variables = classifier_lib.load_encoder(variables, encoder, source=self.encoder_workdir)
     params = variables.pop('params')
-    return jax.device_put(state.replace(params=params, extra=variables), shardings)
+    return jax.device_put(state.replace(params=params, non_trainable=variables), shardings)
 
   def evaluate(self, state, builder, mesh, config):
     nll, correct, count = 0.0, 0, 0
     for batch in _eval_batches(config, builder, mesh):
-      loss, hit = self._eval_step({'params': state.params, **state.extra}, batch)
+      loss, hit = self._eval_step({'params': state.params, **state.non_trainable}, batch)
       mask = _gather(batch['mask'])
       nll += float(_gather(loss)[mask].sum())
       correct += int(_gather(hit)[mask].sum())
@@ -191,8 +191,8 @@ class ClassifierTask:
             'examples': count}
 
 
-def _classifier_loss(model, params, extra, batch, rng):
-  logits = model.apply({'params': params, **extra}, batch['audio'], train=True,
+def _classifier_loss(model, params, non_trainable, batch, rng):
+  logits = model.apply({'params': params, **non_trainable}, batch['audio'], train=True,
                        rngs={'dropout': rng})
   loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch['label']).mean()
   accuracy = jnp.mean(jnp.argmax(logits, -1) == batch['label'])
@@ -241,19 +241,19 @@ class CodecTask:
       raise errors.InputError(workdir, f'holds a {ae_config.model.name}, not the '
                                        f'{self.config.model.base} this config quantises')
     trained, _ = checkpointing.load_params(workdir)
-    params, extra = jax.device_get(state.params), jax.device_get(state.extra)
+    params, non_trainable = jax.device_get(state.params), jax.device_get(state.non_trainable)
     for collection, tree in trained.items():
-      target = params if collection == 'params' else extra.setdefault(collection, {})
+      target = params if collection == 'params' else non_trainable.setdefault(collection, {})
       if jax.tree.map(np.shape, target.get('ae')) != jax.tree.map(np.shape, tree):
         raise errors.InputError(workdir, f'its {collection} do not fit the model (another '
                                          'variant of the autoencoder?)')
       target['ae'] = tree
-    return jax.device_put(state.replace(params=params, extra=extra), shardings)
+    return jax.device_put(state.replace(params=params, non_trainable=non_trainable), shardings)
 
   def evaluate(self, state, builder, mesh, config):
     totals, count, mel = {}, 0, []
     for batch in _eval_batches(config, builder, mesh):
-      parts, audio_hat = self._eval_step({'params': state.params, **state.extra}, batch)
+      parts, audio_hat = self._eval_step({'params': state.params, **state.non_trainable}, batch)
       mask, audio = _gather(batch['mask']), _gather(batch['audio'])
       for k, v in parts.items():
         totals[k] = totals.get(k, 0.0) + float(_gather(v)[mask].sum())
@@ -288,8 +288,8 @@ def _codec_terms(loss_config, sample_rate, out, length):
   return parts
 
 
-def _codec_loss(model, loss_config, sample_rate, params, extra, batch, rng):
-  out = model.apply({'params': params, **extra}, batch['audio'], train=True,
+def _codec_loss(model, loss_config, sample_rate, params, non_trainable, batch, rng):
+  out = model.apply({'params': params, **non_trainable}, batch['audio'], train=True,
                     rngs={'noise': rng})
   parts = _codec_terms(loss_config, sample_rate, out, batch['audio'].shape[-1])
   parts = {k: jnp.mean(v) for k, v in parts.items()}

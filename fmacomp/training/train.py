@@ -7,7 +7,8 @@ replicated, batches are sharded on their leading axis. The state is created alre
 `fold_in(rng, step)`, so a resumed run reproduces an uninterrupted one exactly.
 
 What a model is trained to do (its loss, its validation) lives in `fmacomp.training.tasks`; the
-checkpoints in `fmacomp.training.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`.
+checkpoints in `fmacomp.training.checkpointing`; the input pipeline in `fmacomp.datasets.pipeline`;
+the record of every launch (`launches.jsonl`) in `fmacomp.training.provenance`.
 """
 
 import json
@@ -28,16 +29,20 @@ from fmacomp.datasets import pipeline
 from fmacomp import errors
 from fmacomp import files
 from fmacomp.training import checkpointing
+from fmacomp.training import provenance
 from fmacomp.training import tasks
 
 
 class TrainState(train_state.TrainState):
-  """Flax's TrainState plus the non-trainable collections (e.g. normalisation statistics).
+  """Flax's TrainState plus the model's non-trainable variable collections.
 
-  `loss_fn(params, extra, batch, rng) -> (loss, metrics)` is static: it is part of the jit
-  cache key, and it is the same object for the whole run.
+  `non_trainable` maps collection name -> variables that the optimiser never touches (e.g.
+  time_ae's 'norm' statistics of the training split); apply the model with
+  `{'params': params, **non_trainable}`. `loss_fn(params, non_trainable, batch, rng) ->
+  (loss, metrics)` is static: it is part of the jit cache key, and it is the same object for
+  the whole run.
   """
-  extra: flax.core.FrozenDict = flax.struct.field(default_factory=dict)
+  non_trainable: flax.core.FrozenDict = flax.struct.field(default_factory=dict)
   loss_fn: callable = flax.struct.field(pytree_node=False, default=None)
 
 
@@ -46,7 +51,7 @@ def train_step(state, batch, rng):
   rng = jax.random.fold_in(rng, state.step)
 
   def loss(params):
-    return state.loss_fn(params, state.extra, batch, rng)
+    return state.loss_fn(params, state.non_trainable, batch, rng)
 
   (value, metrics), grads = jax.value_and_grad(loss, has_aux=True)(state.params)
   new_state = state.apply_gradients(grads=grads)
@@ -174,7 +179,7 @@ def train_and_evaluate(config, workdir):
   def init(rng):
     variables = task.init_variables(rng)
     params = variables.pop('params')
-    return TrainState.create(apply_fn=None, params=params, tx=tx, extra=variables,
+    return TrainState.create(apply_fn=None, params=params, tx=tx, non_trainable=variables,
                              loss_fn=task.loss)
 
   rng = jax.random.key(config.seed)
@@ -203,6 +208,8 @@ def train_and_evaluate(config, workdir):
     state = ckpt.restore(resume_step, abstract_state, iterator)
     state = state.replace(loss_fn=task.loss, tx=tx)
   start = resume_step or 0
+  # config.json is overwritten at each launch; launches.jsonl keeps what made each checkpoint.
+  provenance.record_launch(workdir, config, start, builder)
 
   step_fn = jax.jit(train_step, in_shardings=(state_sharding, batch_sharding, replicated),
                     out_shardings=(state_sharding, replicated), donate_argnums=(0,))
