@@ -27,6 +27,9 @@ Arguments: `quick`, `tiny`, `kbps=N` (target bitrate), `lmbda=X` (rate weight), 
 `data=NAME`.
 """
 
+import functools
+import math
+
 from fmacomp.configs import common
 
 DEFAULT_LMBDA = 0.1  # plain Lagrangian when neither kbps nor lmbda is given
@@ -34,9 +37,19 @@ HINGE_LMBDA = 1.0  # the rate weight above a `kbps=N` target
 SWEEP_LMBDAS = (0.02, 0.05, 0.1, 0.2, 0.5)
 
 
-def _crop_s(frames, hop, rate):
-  """A crop of a whole number of latent frames, in seconds (the pipeline rounds to samples)."""
-  return frames * hop / rate
+def _frames_to_s(frames, strides, rate):
+  return frames * math.prod(strides) / rate
+
+
+def latent_crop_s(config, frames):
+  """A crop of `frames` whole latent frames, in seconds, as a reference to assign to `crop_s`.
+
+  The hop is the product of `config.model.strides` and the rate is `config.sample_rate`, both
+  read when the crop is: a variant, sweep or flag that changes the strides or the rate moves
+  the crop with them (the pipeline rounds it to samples).
+  """
+  return common.derived(functools.partial(_frames_to_s, frames),
+                        config.model.get_ref('strides'), config.get_ref('sample_rate'))
 
 
 def get_config(arg=None):
@@ -46,9 +59,8 @@ def get_config(arg=None):
   config.data.name = args.data or {'tiny': 'synthetic_music/tiny', 'quick': 'synthetic_music',
                                     'full': 'music_folder'}[size]
 
-  # Audio constants: set once, referenced below.
+  # Audio constants: set once, referenced below; the crop follows the rate and the strides.
   config.sample_rate = 44100
-  config.crop_s = _crop_s(140, 320, 44100)  # 1.016 s
 
   config.model = dict(
       name='conv_codec',
@@ -63,6 +75,7 @@ def get_config(arg=None):
       prior_filters=(3, 3, 3),
       prior_init_scale=4.0,
   )
+  config.crop_s = latent_crop_s(config, 140)  # hop 320: 1.016 s
   if args.lmbda < 0:
     lmbda = HINGE_LMBDA if args.kbps > 0 else DEFAULT_LMBDA
   else:
@@ -82,7 +95,7 @@ def get_config(arg=None):
   if size == 'quick':
     common.shrink(config, steps=400, batch_size=8, eval_every=200, eval_batches=4)
     config.sample_rate = 16000
-    config.crop_s = _crop_s(200, 40, 16000)  # 0.5 s
+    config.crop_s = latent_crop_s(config, 200)  # hop 40: 0.5 s
     config.model.update(strides=(2, 4, 5), channels=8, latent_channels=8)
     config.optimizer.update(lr=1e-3, warmup_steps=20)
   elif size == 'tiny':
@@ -91,7 +104,7 @@ def get_config(arg=None):
     common.shrink(config, steps=120, batch_size=4, eval_every=60, log_every=30,
                   eval_batches=1)
     config.sample_rate = 16000
-    config.crop_s = _crop_s(128, 32, 16000)  # 0.256 s
+    config.crop_s = latent_crop_s(config, 128)  # hop 32: 0.256 s
     # Few layers: XLA on CPU compiles each parameter's initialiser separately (seconds here).
     config.model.update(strides=(4, 8), channels=4, latent_channels=4, dilations=(1,),
                         activation='elu', prior_filters=(3,), prior_init_scale=1.0)

@@ -26,8 +26,7 @@ from fmacomp.configs import codec
 from fmacomp.configs import common
 
 RATE = 22050
-STRIDES = (4, 5, 3, 4)
-HOP = 240
+STRIDES = (4, 5, 3, 4)  # hop 240
 
 
 def get_config(arg=None):
@@ -38,12 +37,12 @@ def get_config(arg=None):
     base_arg += f',lmbda={args.lmbda}'
   config = codec.get_config(base_arg + (',tiny' if size == 'tiny' else ''))
 
-  # Audio constants: set once; the model's sample_rate is a reference to this one.
+  # Audio constants: set once; the model's sample_rate and the crop follow this rate.
   config.sample_rate = RATE
   if size == 'tiny':  # codec.py's tiny model (hop 32), 128 frames at this rate
-    config.crop_s = codec._crop_s(128, 32, RATE)  # pylint: disable=protected-access
+    config.crop_s = codec.latent_crop_s(config, 128)
     return config
-  config.crop_s = codec._crop_s(184, HOP, RATE)  # pylint: disable=protected-access  (2.0 s)
+  config.crop_s = codec.latent_crop_s(config, 184)  # 2.0 s of the strides below
 
   config.model.update(strides=STRIDES, channels=16, latent_channels=32, dilations=(1, 3, 9),
                       kernel_size=7, activation='elu', max_symbol=15)

@@ -7,10 +7,13 @@ pairs (bare words are booleans set to True), parsed against typed defaults:
 
 Audio constants (`sample_rate`, `crop_s`, ...) are set once at the top level of a config and
 referenced with `config.get_ref` wherever else they are needed (data pipeline, frontend, model),
-so a sweep over one of them reaches every consumer (STYLE.md item 3).
+so a sweep over one of them reaches every consumer (STYLE.md item 3). A value computed from
+others (a codec's crop, a whole number of latent frames of hop = product of strides) is a
+`derived` reference, so it follows them too.
 """
 
 import ml_collections
+from ml_collections.config_dict import config_dict
 
 VARIANTS = ('full', 'quick', 'tiny')
 
@@ -53,6 +56,31 @@ def variant(args):
   if len(chosen) > 1:
     raise ValueError('choose at most one of tiny, quick')
   return chosen[0] if chosen else 'full'
+
+
+def _apply(unused_default, fn, *values):
+  return fn(*values)
+
+
+def derived(fn, *refs, field_type=float):
+  """A reference whose value is `fn(*values of refs)`, computed each time it is read.
+
+  ml_collections' own arithmetic on references (`ref * 2`) covers one operator at a time; this
+  covers any function of several fields (a hop that is the product of the strides), so a
+  change of one of them (a size variant, `--config.model.strides=...`) reaches every field
+  derived from it. Assigning a plain value to the derived field later replaces the rule.
+
+  Args:
+    fn: a picklable function of the referenced values (module level, or a partial of one).
+    *refs: `config.get_ref(...)` references (plain values are passed through).
+    field_type: the type of the result.
+
+  Returns:
+    An `ml_collections.FieldReference` to assign to a config field.
+  """
+  # `op` is FieldReference's documented hook for lazy values; `_Op` is its (fn, args) record.
+  op = config_dict._Op(_apply, [fn, *refs])  # pylint: disable=protected-access
+  return ml_collections.FieldReference(field_type(), field_type=field_type, op=op)
 
 
 def data_config(name='synthetic_music'):

@@ -5,6 +5,8 @@ without editing this file. Model shapes go through `jax.eval_shape`: nothing is 
 """
 
 import importlib.util
+import json
+import math
 import pathlib
 
 import jax
@@ -67,6 +69,31 @@ def test_every_size_loads_and_keeps_the_full_structure(name):
     assert config.model.sample_rate == config.sample_rate, arg
     if arg in ('tiny', 'quick'):
       assert config.steps < module.get_config('').steps
+
+
+def _strided(name):
+  return 'strides' in load(name).get_config('').model
+
+
+@pytest.mark.parametrize('name', [n for n in FILES if _strided(n)])
+def test_the_crop_follows_the_strides_and_the_rate(name):
+  """A strided model's crop is a whole number of latent frames (hop = product of the strides),
+  derived from the strides and the rate, so changing either (a flag, a sweep) moves the crop."""
+  module = load(name)
+  for arg in ('', 'quick', 'tiny'):
+    config = module.get_config(arg)
+    hop = math.prod(config.model.strides)
+    frames = config.crop_s * config.sample_rate / hop
+    assert frames == pytest.approx(round(frames), abs=1e-9) and frames >= 64, arg
+    config.model.strides = tuple(config.model.strides) + (2,)  # twice the hop
+    assert config.crop_s * config.sample_rate / (2 * hop) == pytest.approx(frames), arg
+    config.sample_rate *= 2
+    assert config.model.sample_rate == config.sample_rate, arg
+    assert config.crop_s * config.sample_rate / (2 * hop) == pytest.approx(frames), arg
+    assert json.loads(config.to_json())['crop_s'] == config.crop_s, arg  # what train.py writes
+    config.crop_s = 0.5  # an explicit crop (a flag) replaces the rule
+    config.model.strides = (4, 4)
+    assert config.crop_s == 0.5, arg
 
 
 @pytest.mark.parametrize('name', FILES)
