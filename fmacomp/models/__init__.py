@@ -8,6 +8,10 @@ Every autoencoder (`AUTOENCODERS`) exposes `encode(x) -> z` (audio [B, T] -> lat
 [B, frames, channels]), `decode(z, length=None) -> audio [B, T]` and `__call__(x, train)` ->
 dict(prediction, target, latent), so a classifier or the codec can take any of them. Modules
 are imported lazily, so importing this package is cheap.
+
+`from_config(config.model, **fields)` builds the model a config describes: evaluation and the
+model store reach it through `fmacomp.training.checkpointing.load_run`, which adds the fields a
+config links to rather than holds (a classifier's encoder, read from its encoder's workdir).
 """
 
 import importlib
@@ -63,3 +67,19 @@ def get_model(name, /, **kwargs):
   if unknown:
     raise errors.InputError(name, f'unknown model field(s) {", ".join(unknown)}')
   return cls(**{k: v if k in ('name', 'parent') else _hashable(v) for k, v in kwargs.items()})
+
+
+def from_config(model_config, /, **fields):
+  """Builds the model a config's model block describes (`config.model`, with its `name`).
+
+  Args:
+    model_config: a ConfigDict or mapping with `name` and the module's fields.
+    **fields: fields to add or replace, those a config does not hold (e.g. a classifier's
+      `n_classes`, which comes from the dataset).
+
+  Raises:
+    errors.InputError: an unknown name, or a field the model does not have.
+  """
+  kwargs = dict(model_config)
+  name = kwargs.pop('name')
+  return get_model(name, **{**kwargs, **fields})
