@@ -22,6 +22,7 @@ import portpicker
 import pytest
 
 from fmacomp.training import checkpointing
+from fmacomp.training import provenance
 
 TMP_MARK = '.orbax-checkpoint-tmp'
 
@@ -137,6 +138,8 @@ def test_sigkill_during_a_save_then_resume_gives_the_same_checksum(launcher, ref
   step = int(re.search(r'Resuming from step (\d+)', resumed.stderr).group(1))
   assert finished[-1] <= step < 12
   assert launcher.last_line(resumed.stdout) == f'params_checksum={reference_run.checksum}'
+  # Both launches are on record, the resumed one with the step it restored.
+  assert [r['start_step'] for r in provenance.read_launches(workdir)] == [0, step]
   assert not tmp_dirs(workdir)  # the killed save's leftovers are cleaned up
   # What the killed run logged after its checkpoint is dropped: every step is logged once.
   reference = reference_run.workdir
@@ -159,10 +162,14 @@ def test_four_fake_devices_equal_one_device(launcher, reference_run, tmp_path):
   (params, step), (expected, ref_step) = load_latest(workdir), load_latest(reference_run.workdir)
   assert step == ref_step == 12
   assert_params_close(params, expected)
-  for got, want in zip(records(workdir, 'validation'), records(reference_run.workdir,
-                                                               'validation')):
+  validation = records(workdir, 'validation')
+  assert validation  # a strict zip of two empty lists would pass without comparing anything
+  for got, want in zip(validation, records(reference_run.workdir, 'validation'), strict=True):
+    assert got['step'] == want['step']
     assert got['examples'] == want['examples'] == 184  # every segment once, padding masked
     np.testing.assert_allclose(got['loss'], want['loss'], rtol=1e-4)
+  (launch,) = provenance.read_launches(workdir)
+  assert launch['devices']['count'] == 4 and launch['processes'] == 1
 
 
 def test_two_processes_on_localhost_equal_one_process(launcher, reference_run, tmp_path):
@@ -200,10 +207,16 @@ def test_two_processes_on_localhost_equal_one_process(launcher, reference_run, t
   train = records(workdir, 'train')
   assert [r['step'] for r in train] == [r['step'] for r in records(reference_run.workdir,
                                                                    'train')]
-  for got, want in zip(records(workdir, 'validation'), records(reference_run.workdir,
-                                                               'validation')):
+  validation = records(workdir, 'validation')
+  assert validation  # a strict zip of two empty lists would pass without comparing anything
+  for got, want in zip(validation, records(reference_run.workdir, 'validation'), strict=True):
+    assert got['step'] == want['step']
     assert got['examples'] == want['examples']
     np.testing.assert_allclose(got['loss'], want['loss'], rtol=1e-4)
+  # Process 0 alone records the launch, with both processes' devices.
+  (launch,) = provenance.read_launches(workdir)
+  assert launch['processes'] == 2 and launch['devices'] == dict(
+      launch['devices'], count=2, local=1)
   # Every process saved its own iterator state in the same checkpoint.
   data = os.path.join(workdir, 'checkpoints', 'latest', '12', 'data')
   assert sorted(n for n in os.listdir(data) if n.endswith('.json')) == [
@@ -235,6 +248,13 @@ def test_non_finite_loss_exits_1_with_one_line_and_keeps_the_last_checkpoint(
   assert_params_close(params, expected, rtol=0)
   assert sorted(os.listdir(workdir / 'checkpoints' / 'latest')) == ['11', '12']
   assert not tmp_dirs(workdir)
+  # config.json is the latest launch's config; launches.jsonl keeps the one that made step 12.
+  first, second = provenance.read_launches(workdir)
+  assert (first['start_step'], second['start_step']) == (0, 12)
+  assert first['config'] == json.loads((reference_run.workdir / 'config.json').read_text())
+  assert (second['config']['steps'], second['config']['optimizer']['lr']) == (20, 1e30)
+  assert json.loads((workdir / 'config.json').read_text()) == second['config']
+  assert first['data'] == second['data'] and first['data']['dataset'] == 'synthetic_music'
 
 
 # --- Sweeps ---------------------------------------------------------------------------------
