@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from fmacomp import models
+from fmacomp.models import layers
 from fmacomp.models import time_ae
 
 from tests.models import model_checks
@@ -99,14 +100,14 @@ def test_every_parameter_gets_a_gradient_and_a_few_steps_lower_the_loss():
 def test_decoder_conv_equals_flax_conv_transpose(kernel, stride, length):
   # The matmul + overlap-add layer keeps nn.ConvTranspose's parameters and its output,
   # including the output padding of a remainder (4,117 = 127 frames + 21) and kernel % stride.
-  layer = time_ae.MatmulConvTranspose(3, (kernel,), (stride,))
+  layer = layers.MatmulConvTranspose(3, (kernel,), (stride,))
   flax_layer = nn.ConvTranspose(3, (kernel,), strides=(stride,), padding='VALID')
   frames = (length - kernel) // stride + 1
   h = jax.random.normal(key(1), (2, frames, 5))
   params = flax_layer.init(key(2), h)
   params = jax.tree.map(lambda p: jax.random.normal(key(3), p.shape), params)  # nonzero bias
   assert jax.tree.map(jnp.shape, layer.init(key(2), h)) == jax.tree.map(jnp.shape, params)
-  to = lambda m, h: time_ae.conv_transpose_to(m, h, (length,))
+  to = lambda m, h: layers.conv_transpose_to(m, h, (length,))
   got = layer.apply(params, h, method=to)
   want = flax_layer.apply(params, h, method=to)
   assert got.shape == want.shape == (2, length, 3)
