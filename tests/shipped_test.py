@@ -3,12 +3,13 @@
 They are read through the installed package (`importlib.resources`), as after `pip install`;
 `setup.cfg`'s package_data (`shipped/*, shipped/**/*`) is what puts them there, which a test
 checks on a wheel built from this checkout: every shipped file is in it, and encode and decode
-run from the unpacked wheel alone.
+run from the unpacked wheel alone, as does the wheel's `fmacomp` console script.
 """
 
 import importlib.resources
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -164,3 +165,39 @@ def test_a_wheel_carries_every_shipped_model_and_they_run_from_it(tmp_path):
                        capture_output=True, text=True, timeout=300)
   assert run.returncode == 0, run.stderr[-3000:]
   assert run.stdout.split() == model_store.shipped_models()
+  _check_the_console_script(wheel, site, tmp_path)
+
+
+def _check_the_console_script(wheel, site, tmp_path):
+  """The wheel's `fmacomp` command: encode two files, decode them and describe one."""
+  (entry_points,) = [n for n in zipfile.ZipFile(wheel).namelist()
+                     if n.endswith('.dist-info/entry_points.txt')]
+  text = zipfile.ZipFile(wheel).read(entry_points).decode()
+  (target,) = re.findall(r'^fmacomp\s*=\s*(\S+)$', text.split('[console_scripts]')[1], re.M)
+  assert target == 'fmacomp.fmac.cli:main', text
+  module, function = target.split(':')
+  # What pip's generated `fmacomp` script does, from the unpacked wheel alone.
+  script = (f'import sys; import fmacomp; assert fmacomp.__file__.startswith({str(site)!r}); '
+            f'from {module} import {function}; sys.exit({function}())')
+  rate = 22050
+  for name, channels in (('one.wav', 1), ('two.wav', 2)):
+    sf.write(tmp_path / name, np.tile(_music(1.0)[:rate, None], (1, channels)), rate)
+
+  def fmacomp_command(*args):
+    result = subprocess.run([sys.executable, '-c', script, *map(str, args)],
+                            env={**os.environ, 'PYTHONPATH': str(site)}, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stderr == '', result.stderr[-3000:]
+    return result.stdout.splitlines()
+
+  encoded = fmacomp_command('encode', tmp_path / 'one.wav', tmp_path / 'two.wav',
+                            '--out_dir', tmp_path / 'fmac')
+  assert encoded[1].startswith(f'model={model_store.DEFAULT_MODEL} ')
+  assert sorted(os.listdir(tmp_path / 'fmac')) == ['one.fmac', 'two.fmac']
+  fmacomp_command('decode', tmp_path / 'fmac' / 'one.fmac', tmp_path / 'fmac' / 'two.fmac',
+                  '--out_dir', tmp_path / 'wav')
+  for name, channels in (('one.wav', 1), ('two.wav', 2)):
+    info = sf.info(tmp_path / 'wav' / name)
+    assert (info.samplerate, info.channels, info.frames) == (rate, channels, rate)
+  described = fmacomp_command('info', tmp_path / 'fmac' / 'two.fmac')
+  assert {'channels=2', f'sample_rate={rate}', 'checksums=ok'} <= set(described), described

@@ -15,12 +15,18 @@ whole coding agree up to float rounding, at a cost of 2c frames of symbols per s
 at 20 s chunks). Every chunk owns at least c frames, so the decoder needs no chunk size: the
 first and last chunks have context on one side only, all others on both.
 
+`encode_array` and `decode_bytes` do the same in memory (the Python API, `fmacomp.fmac.api`):
+the bytes are those `encode_file` writes, and the audio what `decode_file` writes before its
+output's quantisation.
+
 Memory: one chunk of audio and its network activations, plus the compressed bytes (about 1 %
 of the PCM). Network windows have a few fixed shapes, so a file compiles the codec once or twice.
 """
 
 import dataclasses
+import io
 import os
+import tempfile
 import time
 
 from absl import logging
@@ -166,38 +172,63 @@ def encode_file(in_path, out_path, codec, chunk_s=CHUNK_S):
   if os.path.isdir(out_path):
     raise errors.InputError(out_path, 'is a directory')
   info = audio.audio_info(in_path)
-  if info.channels > fmac.MAX_CHANNELS:
-    raise errors.InputError(in_path, f'{info.channels} channels; .fmac holds at most '
-                                     f'{fmac.MAX_CHANNELS}')
-  stereo_mode = 'mid_side' if info.channels == 2 else 'independent'
-  resampler = None
-  if info.sample_rate != codec.sample_rate:
-    resampler = soxr.ResampleStream(info.sample_rate, codec.sample_rate, info.channels,
-                                    dtype='float32', quality='HQ')
-  encoder = _Encoder(codec, info.channels, chunk_s)
-  samples, state = 0, {'next': PROGRESS_S, 't0': time.time()}
   blocks = audio.stream_blocks(in_path, block_s=BLOCK_S, mono=False)
-  for block in _with_last(blocks):
-    x, last = block
+  header, chunks = _encode_blocks(blocks, info.sample_rate, info.channels, codec, in_path,
+                                  info.duration_s, chunk_s)
+  fmac.write_fmac(out_path, header, chunks)
+  return Result(header.num_samples / header.sample_rate, os.path.getsize(out_path),
+                codec.point.index)
+
+
+def encode_array(x, sample_rate, codec, chunk_s=CHUNK_S, name='<array>'):
+  """Encodes audio in memory: float32 [samples, channels] -> the bytes of an .fmac file.
+
+  The bytes are exactly what `encode_file` writes for a float file holding `x`. Errors name
+  `name`, as `encode_file`'s name the input file.
+  """
+  x = np.asarray(x, np.float32)
+  block = max(1, int(round(BLOCK_S * sample_rate)))
+  blocks = (x[i:i + block] for i in range(0, x.shape[0], block))
+  header, chunks = _encode_blocks(blocks, sample_rate, x.shape[1], codec, name,
+                                  x.shape[0] / sample_rate, chunk_s)
+  with tempfile.TemporaryDirectory() as tmp:
+    # file_format writes files only; a private temporary file keeps one writer of the format.
+    path = os.path.join(tmp, 'audio.fmac')
+    fmac.write_fmac(path, header, chunks)
+    with open(path, 'rb') as f:
+      return f.read()
+
+
+def _encode_blocks(blocks, sample_rate, channels, codec, name, duration_s, chunk_s):
+  """Codes [t, channels] float32 blocks at `sample_rate` -> (fmac.Header, [fmac.Chunk])."""
+  if channels > fmac.MAX_CHANNELS:
+    raise errors.InputError(name, f'{channels} channels; .fmac holds at most '
+                                  f'{fmac.MAX_CHANNELS}')
+  stereo_mode = 'mid_side' if channels == 2 else 'independent'
+  resampler = None
+  if sample_rate != codec.sample_rate:
+    resampler = soxr.ResampleStream(sample_rate, codec.sample_rate, channels,
+                                    dtype='float32', quality='HQ')
+  encoder = _Encoder(codec, channels, chunk_s)
+  samples, state = 0, {'next': PROGRESS_S, 't0': time.time()}
+  for x, last in _with_last(blocks):
     samples += x.shape[0]
     if resampler is not None:
       x = resampler.resample_chunk(x, last=last)
     if x.shape[0]:
       encoder.push(_to_coded(x, stereo_mode))
-    _progress('encoded', samples / info.sample_rate, info.duration_s, state)
+    _progress('encoded', samples / sample_rate, duration_s, state)
   chunks, model_samples, frames = encoder.finish()
   if model_samples < codec.hop:
-    raise errors.InputError(in_path, (
+    raise errors.InputError(name, (
         f'too short: {samples} samples, less than one latent frame ({codec.hop} samples at '
         f'{codec.sample_rate} Hz)'))
   header = fmac.Header(model=codec.point.model, model_hash=codec.model_hash,
-                       sample_rate=info.sample_rate, channels=info.channels,
-                       num_samples=samples, latent_channels=codec.latent_channels,
-                       hop_samples=codec.hop, stereo_mode=stereo_mode,
-                       operating_point=codec.point.index)
-  fmac.check_coverage(header, frames, codec.sample_rate, out_path)
-  fmac.write_fmac(out_path, header, chunks)
-  return Result(samples / info.sample_rate, os.path.getsize(out_path), codec.point.index)
+                       sample_rate=sample_rate, channels=channels, num_samples=samples,
+                       latent_channels=codec.latent_channels, hop_samples=codec.hop,
+                       stereo_mode=stereo_mode, operating_point=codec.point.index)
+  fmac.check_coverage(header, frames, codec.sample_rate, name)
+  return header, chunks
 
 
 def _with_last(blocks):
@@ -289,7 +320,8 @@ def decode_chunks(header, chunks, codec, path):
     yield codec.from_symbols(symbols)[:, c * codec.hop:(c + own) * codec.hop]
 
 
-def _output_format(path):
+def output_format(path):
+  """The soundfile format of an output path's extension ('WAV', 'FLAC', ...), or InputError."""
   ext = os.path.splitext(path)[1].lstrip('.').upper()
   if ext not in sf.available_formats():
     raise errors.InputError(path, f'unknown output format {ext.lower()!r} (use .wav or .flac)')
@@ -313,27 +345,50 @@ def decode_file(in_path, out_path, model=None, subtype='PCM_16'):
     errors.InputError: a truncated, corrupted or foreign file, or an unknown model.
   """
   in_path, out_path = os.fspath(in_path), os.fspath(out_path)
-  fmt = _output_format(out_path)
+  fmt = output_format(out_path)
   header, chunks = read_header(in_path)
   codec = codec_for(header, in_path, model)
+  with files.atomic_path(out_path) as tmp:
+    with sf.SoundFile(tmp, 'w', samplerate=header.sample_rate, channels=header.channels,
+                      subtype=subtype, format=fmt) as out:
+      for x in _decoded_blocks(header, chunks, codec, in_path):
+        out.write(x)
+  return Result(header.num_samples / header.sample_rate, os.path.getsize(in_path),
+                header.operating_point)
+
+
+def decode_bytes(data, model=None, name='<bytes>'):
+  """Decodes an .fmac file in memory, as `decode_file` would write it but unquantised.
+
+  Args:
+    data: the bytes of an .fmac file.
+    model: as `decode_file`'s.
+    name: what errors name.
+
+  Returns:
+    (float32 [samples, channels] in [-1, 1], the header's sample rate).
+  """
+  header, chunks = fmac.read_fmac(name, fileobj=io.BytesIO(bytes(data)))
+  codec = codec_for(header, name, model)
+  blocks = list(_decoded_blocks(header, chunks, codec, name))
+  return np.concatenate(blocks, axis=0), header.sample_rate
+
+
+def _decoded_blocks(header, chunks, codec, path):
+  """Yields float32 [t, channels] blocks in [-1, 1] at the original rate, `num_samples` in all."""
   resampler = None
   if header.sample_rate != codec.sample_rate:
     resampler = soxr.ResampleStream(codec.sample_rate, header.sample_rate, header.channels,
                                     dtype='float32', quality='HQ')
   duration = header.num_samples / header.sample_rate
   written, state = 0, {'next': PROGRESS_S, 't0': time.time()}
-  with files.atomic_path(out_path) as tmp:
-    with sf.SoundFile(tmp, 'w', samplerate=header.sample_rate, channels=header.channels,
-                      subtype=subtype, format=fmt) as out:
-      pieces = _with_last(decode_chunks(header, chunks, codec, in_path))
-      for y, last in pieces:
-        x = _from_coded(y, header.stereo_mode)  # [t, C]
-        if resampler is not None:
-          x = resampler.resample_chunk(x, last=last)
-        x = np.clip(x[:header.num_samples - written], -1.0, 1.0)
-        out.write(x)
-        written += x.shape[0]
-        _progress('decoded', written / header.sample_rate, duration, state)
-      # Resampler rounding can leave the output a sample or two short: pad with silence.
-      out.write(np.zeros((header.num_samples - written, header.channels), np.float32))
-  return Result(duration, os.path.getsize(in_path), header.operating_point)
+  for y, last in _with_last(decode_chunks(header, chunks, codec, path)):
+    x = _from_coded(y, header.stereo_mode)  # [t, C]
+    if resampler is not None:
+      x = resampler.resample_chunk(x, last=last)
+    x = np.clip(x[:header.num_samples - written], -1.0, 1.0)
+    yield x
+    written += x.shape[0]
+    _progress('decoded', written / header.sample_rate, duration, state)
+  # Resampler rounding can leave the output a sample or two short: pad with silence.
+  yield np.zeros((header.num_samples - written, header.channels), np.float32)

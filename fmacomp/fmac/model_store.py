@@ -31,6 +31,9 @@ from fmacomp.training import checkpointing
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
 TABLES_FILE = 'cdf_tables.npz'
+# What encoding uses without --model and --kbps (README, DESIGN.md): the middle of the three
+# shipped bitrates, named here rather than left to the first name in sorted order.
+DEFAULT_MODEL = 'music-9kbps'
 
 
 def shipped_models():

@@ -1,6 +1,7 @@
 """launch/encode.py and launch/decode.py as a user runs them, in subprocesses, on the session's
 trained tiny codec (tests/trained_codec.py): the stdout contract, a round trip that restores the
-original's rate, channels and length, and one-line errors with exit 2 and no output file."""
+original's rate, channels and length, the default shipped model, and one-line errors with exit 2
+and no output file."""
 
 import os
 import re
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from fmacomp.fmac import model_store
 from tests import trained_codec
 
 SUMMARY = re.compile(r'^duration_s=([0-9.]+) bytes=(\d+) kbps=([0-9.]+)$')
@@ -54,6 +56,16 @@ def test_round_trip_through_the_commands(launcher, workdir, song, tmp_path):
   info = sf.info(tmp_path / 'song.wav')
   assert (info.samplerate, info.channels, info.frames, info.subtype) == (44100, 2, 88199,
                                                                           'PCM_16')
+
+
+def test_encode_uses_the_default_shipped_model_without_model_or_kbps(launcher, tmp_path):
+  sf.write(tmp_path / 'clip.wav', trained_codec.synthetic_music(1.0, 22050), 22050)
+  result = launcher.run('encode.py', tmp_path / 'clip.wav', tmp_path / 'clip.fmac')
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.strip().splitlines()
+  assert lines[-2].startswith(f'model={model_store.DEFAULT_MODEL} operating_point=0 '), lines
+  assert model_store.DEFAULT_MODEL == 'music-9kbps'  # what the README promises
+  assert SUMMARY.match(lines[-1])
 
 
 def test_encode_errors_are_one_line_exit_2_and_leave_nothing(launcher, workdir, tmp_path):
