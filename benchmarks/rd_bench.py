@@ -90,7 +90,7 @@ def fmacomp_rows(spec, excerpts, tmp):
     compress.decode_file(fmac, out, model=codec)
     y, _ = audio.read_audio(out)
     rows.append(dict(codec='fmacomp', setting=setting, clip=rel,
-                     kbps=result.kbps, **_score(x, y, rate)))
+                     kbps=result.kbps, measured=True, **_score(x, y, rate)))
     logging.info('%s %s: %.2f kbps', setting, rel, result.kbps)
   return rows
 
@@ -102,8 +102,8 @@ def baseline_rows(excerpts):
     for kbps in map(float, targets):
       for rel, x, rate in excerpts:
         r = baselines.BASELINES[name](x, rate, kbps)
-        rows.append(dict(codec=name, setting=f'{kbps:g}', clip=rel, kbps=r.kbps_measured,
-                         **_score(x, r.decoded, rate)))
+        rows.append(dict(codec=name, setting=f'{kbps:g}', clip=rel, kbps=r.kbps,
+                         measured=r.measured, **_score(x, r.decoded, rate)))
       logging.info('%s %g kbps done', name, kbps)
   return rows
 
@@ -116,7 +116,8 @@ def summarise(rows):
   table = []
   for (codec, setting), members in groups.items():
     entry = dict(codec=codec, setting=setting, clips=len(members),
-                 kbps=float(np.mean([m['kbps'] for m in members])))
+                 kbps=float(np.mean([m['kbps'] for m in members])),
+                 measured=all(m['measured'] for m in members))
     for name in _METRICS.value:
       values = [m[name] for m in members if name in m]
       entry[name] = float(np.mean(values)) if values else float('nan')
@@ -130,7 +131,7 @@ def markdown(table):
   lines = ['| codec | setting | kbps (measured) | ' + ' | '.join(names) + ' |',
            '|---|---|---:|' + '---:|' * len(names)]
   for e in table:
-    kbps = f"{e['kbps']:.2f}" + (' (nominal)' if e['codec'] == 'resampling' else '')
+    kbps = f"{e['kbps']:.2f}" + ('' if e['measured'] else ' (nominal)')
     lines.append(f"| {e['codec']} | {e['setting']} | {kbps} | " +
                  ' | '.join(f'{e[n]:.3f}' for n in names) + ' |')
   return '\n'.join(lines) + '\n'

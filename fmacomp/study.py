@@ -7,9 +7,10 @@ Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is
   codec           the quantised, entropy-coded codec  } (an unfinished one resumes from its
   classifier      the genre head on time_ae's frozen latent   checkpoint)
   classifier_mel  the same head on log-mel (the no-autoencoder baseline)
-  evaluate        eval/results.json + results.md on the test split (`fmacomp.evaluation.evaluate`);
-                  finished when eval/STAMP names the same trained runs and preset
-  report          report/report.html (`fmacomp.reporting.report`); finished when newer than results.json
+  evaluate        eval/results.json on the test split (`fmacomp.evaluation.evaluate`); finished
+                  when eval/STAMP names the same trained runs and preset
+  report          eval/results.md and report/report.html from results.json (`fmacomp.reporting`);
+                  finished when report.html is newer than results.json
 
 Sizes: `smoke` (tiny configs, a small evaluation: the end-to-end test), `quick` (the default:
 about 7.5 minutes on a quiet 2-core machine) and `full` (the reference settings: hours). Each
@@ -35,6 +36,7 @@ from fmacomp import errors
 from fmacomp.evaluation import evaluate
 from fmacomp import files
 from fmacomp.reporting import report
+from fmacomp.reporting import results_md
 from fmacomp.training import sweep
 from fmacomp.training import train
 
@@ -171,11 +173,16 @@ def _evaluate_stage(workdir, size, checksums):
 
 
 def _report_stage(workdir):
-  """Writes the report unless it is newer than results.json; returns (path, ran)."""
+  """Writes results.md and the report unless the report is newer than results.json.
+
+  Returns:
+    (the report's path, whether it was written).
+  """
   path = os.path.join(workdir, 'report', 'report.html')
   if (os.path.exists(path) and
       os.path.getmtime(path) >= os.path.getmtime(evaluate.results_path(workdir))):
     return path, False
+  results_md.write_results_md(workdir)
   return report.write_report(workdir), True
 
 

@@ -5,8 +5,8 @@ r"""Evaluates trained runs on the test split and writes the report.
   python launch/evaluate.py --workdir=runs/x --runs=runs/study/freq_ae,runs/fae_sweep
 
 Discovers the runs under --workdir (itself, its sub-directories, their sweep/ runs) or takes
---runs, then writes `<workdir>/eval/results.json`, `results.md`, the listening clips
-(`eval/audio/`) and `<workdir>/report/report.html`. stdout: `results=<path>` then
+--runs, evaluates them into `<workdir>/eval/results.json` and the listening clips (`eval/audio/`),
+then reports: `eval/results.md` and `<workdir>/report/report.html`. stdout: `results=<path>` then
 `report=<path>` (the last line). Presets set every option; a flag given overrides its preset.
 """
 
@@ -15,6 +15,7 @@ from absl import flags
 import launcher
 from fmacomp.evaluation import evaluate
 from fmacomp.reporting import report
+from fmacomp.reporting import results_md
 
 flags.DEFINE_string('workdir', None, 'A study workdir or a training run.')
 flags.DEFINE_list('runs', [], 'Run workdirs to evaluate (default: discover under --workdir).')
@@ -37,6 +38,7 @@ def main(argv):
       listen_clips=FLAGS.listen_clips, genre_segments=FLAGS.genre_segments, ladder=FLAGS.ladder,
       runs=tuple(FLAGS.runs) or None)
   evaluate.evaluate(FLAGS.workdir, options)
+  results_md.write_results_md(FLAGS.workdir)
   print(f'results={evaluate.results_path(FLAGS.workdir)}', flush=True)
   if FLAGS.report:
     print(f'report={report.write_report(FLAGS.workdir)}', flush=True)

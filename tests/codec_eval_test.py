@@ -1,4 +1,4 @@
-"""Tests for fmacomp.evaluation.codec_eval: the latent read from a .fmac file equals the codec's own."""
+"""Tests for fmacomp.evaluation.codec_eval: a .fmac file's latent equals the codec's own."""
 
 import os
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from fmacomp import audio
+from fmacomp.evaluation import clips as clips_lib
 from fmacomp.evaluation import codec_eval
-from fmacomp.evaluation import rate_distortion as rd
 from fmacomp.fmac import compress
 from fmacomp.fmac import model_store
 
@@ -35,7 +35,8 @@ def test_fmac_latents_equal_the_dequantised_encoder_output(codec, tmp_path):
 
 
 def test_roundtrip_returns_the_clip_length_and_the_file_size(codec, tmp_path):
-  clip = rd.Clip(np.zeros(codec.sample_rate, np.float32) + 0.01, codec.sample_rate, 't', 0)
+  silence = np.zeros(codec.sample_rate, np.float32) + 0.01
+  clip = clips_lib.Clip(silence, codec.sample_rate, 't', 0)
   decoded, size = codec_eval.roundtrip(codec, clip, str(tmp_path))
   assert decoded.shape == clip.audio.shape and np.isfinite(decoded).all()
   assert size == os.path.getsize(tmp_path / 'clip.fmac')

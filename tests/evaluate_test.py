@@ -17,13 +17,15 @@ import pytest
 from fmacomp import audio
 from fmacomp import datasets
 from fmacomp.evaluation import baselines
+from fmacomp.evaluation import clips as clips_lib
 from fmacomp.evaluation import codec_eval
-from fmacomp.evaluation import compressed_genre
+from fmacomp.evaluation import common
 from fmacomp.evaluation import evaluate
 from fmacomp.evaluation import rate_distortion as rd
 from fmacomp.fmac import compress
 from fmacomp.fmac import model_store
 from fmacomp import metrics
+from fmacomp.reporting import results_md
 
 from tests import smoke_study
 
@@ -42,7 +44,8 @@ def results_fixture(study):
 
 def clips_of(study, results):
   builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(study.data_dir))
-  return rd.test_clips(builder, results['settings']['clips'], results['settings']['clip_s'])
+  return clips_lib.test_clips(builder, results['settings']['clips'],
+                              results['settings']['clip_s'])
 
 
 def test_rows_carry_both_bitrates_honestly(results):
@@ -135,7 +138,7 @@ def test_the_classifier_reads_compressed_files(study, results):
   codec = model_store.load(str(study.workdir / 'time_ae_q'))
   n_bytes, seconds = 0, 0.0
   with tempfile.TemporaryDirectory() as tmp:
-    for _, _, x in compressed_genre.test_tracks(builder):
+    for _, _, x in clips_lib.test_tracks(builder):
       audio.write_audio(os.path.join(tmp, 'x.wav'), x, 16000, subtype='FLOAT')
       n_bytes += compress.encode_file(os.path.join(tmp, 'x.wav'), os.path.join(tmp, 'x.fmac'),
                                       codec).bytes
@@ -163,6 +166,7 @@ def test_a_sweep_is_summarised_over_seeds(study, results, tmp_path):
     for stage in ('time_ae', 'classifier_mel'):
       shutil.copytree(study.workdir / stage, tmp_path / stage / 'sweep' / f'seed={seed}')
   out = evaluate.evaluate(tmp_path, evaluate.PRESETS['smoke'])
+  results_md.write_results_md(tmp_path)  # reporting reads what evaluation wrote
   (row,) = [r for r in out['compression']['rows'] if r['family'] == 'fmacomp']
   assert row['name'] == 'time_ae/sweep' and row['runs'] == ['time_ae/sweep/seed=0',
                                                             'time_ae/sweep/seed=1']
@@ -181,9 +185,31 @@ def test_a_sweep_is_summarised_over_seeds(study, results, tmp_path):
 def test_discovery_skips_runs_without_checkpoints(study, tmp_path):
   (tmp_path / 'fresh').mkdir()
   shutil.copy(study.workdir / 'time_ae' / 'config.json', tmp_path / 'fresh' / 'config.json')
-  runs, skipped = evaluate.discover_runs(tmp_path)
+  runs, skipped = common.discover_runs(tmp_path)
   assert runs == [] and skipped == [{'workdir': str(tmp_path / 'fresh'),
                                      'reason': 'no checkpoint yet'}]
+
+
+def test_each_evaluator_is_timed(results):
+  assert results['schema_version'] == evaluate.SCHEMA_VERSION == 2
+  names = [e.name for e in evaluate.EVALUATORS]
+  assert names == ['autoencoders', 'codecs', 'baselines', 'genre', 'compressed_genre', 'latents']
+  timing = results['timing_s']
+  assert list(timing) == ['setup', *names, 'listening', 'total']
+  assert all(t >= 0 for t in timing.values())
+  assert sum(timing.values()) - timing['total'] == pytest.approx(timing['total'], rel=0.05)
+
+
+def test_evaluation_imports_neither_training_nor_reporting():
+  # Data flows one way: evaluation restores runs through checkpointing.load_run (not the
+  # training tasks) and writes results.json, which reporting reads.
+  code = ('import sys; import fmacomp.evaluation.evaluate; print(sorted(m for m in sys.modules '
+          "if m.startswith(('fmacomp.reporting', 'fmacomp.training.tasks', "
+          "'fmacomp.training.train'))))")
+  run = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, JAX_PLATFORMS='cpu'))
+  assert run.returncode == 0, run.stderr[-3000:]
+  assert run.stdout.strip() == '[]'
 
 
 def test_cli_errors_are_one_line(tmp_path):
@@ -195,6 +221,7 @@ def test_cli_errors_are_one_line(tmp_path):
 
 
 def test_cli_evaluates_the_named_runs(study, tmp_path):
+  # --noreport: results.json and results.md, no report.html.
   run = subprocess.run(
       [sys.executable, str(EVALUATE), f'--workdir={tmp_path}', '--preset=smoke', '--clips=1',
        f'--runs={study.workdir / "time_ae"}', '--noreport'],
@@ -203,4 +230,5 @@ def test_cli_evaluates_the_named_runs(study, tmp_path):
   assert run.stdout.strip().splitlines() == [f'results={tmp_path / "eval" / "results.json"}']
   results = json.loads((tmp_path / 'eval' / 'results.json').read_text())
   assert list(results['runs']) == ['time_ae'] and results['settings']['clips'] == 1
+  assert '| time_ae |' in (tmp_path / 'eval' / 'results.md').read_text()
   assert not (tmp_path / 'report').exists()

@@ -1,5 +1,5 @@
-"""Tests for fmacomp.evaluation.rate_distortion: deterministic test clips, both bitrates, baseline rows."""
-
+"""Tests of the rate-distortion rows: deterministic test clips (`clips`), the nominal bitrate of
+autoencoders (`rate_distortion`), baseline rows (`baselines.ladder_rows`) and their bitrates."""
 
 import jax
 import jax.numpy as jnp
@@ -9,10 +9,11 @@ import pytest
 from fmacomp.configs import freq_ae as freq_ae_config
 from fmacomp.configs import time_ae as time_ae_config
 from fmacomp.evaluation import baselines
+from fmacomp.evaluation import clips as clips_lib
 from fmacomp.evaluation import rate_distortion as rd
+from fmacomp.evaluation import rows as rows_lib
 from fmacomp import metrics
 from fmacomp import models
-from fmacomp.training import tasks
 
 from tests.datasets import tiny_builder
 
@@ -32,42 +33,42 @@ def clip(seconds=1.0, rate=16000, seed=0):
   t = np.arange(int(seconds * rate)) / rate
   noise = np.random.default_rng(seed).standard_normal(t.size)
   x = 0.3 * np.sin(2 * np.pi * 330 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t) + 0.02 * noise
-  return rd.Clip(x.astype(np.float32), rate, f'track{seed}', 0)
+  return clips_lib.Clip(x.astype(np.float32), rate, f'track{seed}', 0)
 
 
 @pytest.mark.parametrize('channels,kbps', [(512, 126.0), (256, 63.0), (128, 31.5), (32, 7.875)])
 def test_nominal_kbps_reproduces_the_reference_accounting(channels, kbps):
   # The reference's freq_ae: a C x 126 latent per 65,536 samples at 8 kHz, 16 bits a value.
   config = freq_ae_config.get_config(f'latent={channels}')
-  model = models.get_model('freq_ae', **tasks.model_kwargs(config.model))
+  model = models.from_config(config.model)
   assert rd.nominal_kbps(model, abstract_variables(model, config), config) == pytest.approx(kbps)
 
 
 def test_nominal_kbps_of_the_time_autoencoder():
   config = time_ae_config.get_config()
-  model = models.get_model('time_ae', **tasks.model_kwargs(config.model))
+  model = models.from_config(config.model)
   # 255 frames x 32 channels per 65,536 samples at 44.1 kHz.
   assert rd.nominal_kbps(model, abstract_variables(model, config), config) == pytest.approx(
       16 * 255 * 32 / (65536 / 44100) / 1000)
 
 
 def test_test_clips_are_middle_segments_spread_over_the_split(builder):
-  clips = rd.test_clips(builder, count=3, clip_s=1.0)
+  clips = clips_lib.test_clips(builder, count=3, clip_s=1.0)
   assert [c.track_id for c in clips] == ['track100', 'track102', 'track104']  # of 5, sorted
-  again = rd.test_clips(builder, count=3, clip_s=1.0)
+  again = clips_lib.test_clips(builder, count=3, clip_s=1.0)
   for a, b in zip(clips, again):
     np.testing.assert_array_equal(a.audio, b.audio)
   # track100 is 3 s: segments start at 0, 1 and 2 s; the middle one starts at 1 s.
   whole = tiny_builder.render(tiny_builder.Recipe(100, 3.0, tiny_builder.AMPLITUDE['test']))
   np.testing.assert_allclose(clips[0].audio, whole[16000:32000], atol=1e-4)
   assert clips[0].rate == tiny_builder.RATE and clips[0].label == 1
-  assert len(rd.test_clips(builder, count=50, clip_s=1.0)) == 5
+  assert len(clips_lib.test_clips(builder, count=50, clip_s=1.0)) == 5
 
 
 def test_baseline_rows_measure_files_and_drop_repeated_settings():
   clips = [clip(seed=0), clip(seed=1)]
   ladder = {'mp3': (32, 160, 320), 'opus': (24,), 'resampling': (64, 256)}
-  rows, kept = rd.baseline_rows(clips, ladder, visqol_clips=0, keep_audio=1)
+  rows, kept = zip(*baselines.ladder_rows(clips, ladder, visqol_clips=0, keep_audio=1))
   # 16 kHz audio: MP3 tops out at 160 kbps (320 repeats it); resampling at 256 kbps is the input.
   assert [r['name'] for r in rows] == ['mp3 32', 'mp3 160', 'opus 24', 'resampling 64']
   mp3 = rows[0]
@@ -81,14 +82,18 @@ def test_baseline_rows_measure_files_and_drop_repeated_settings():
   assert mp3['metrics']['visqol'] is None
   resampling = rows[-1]
   assert resampling['kbps_measured'] is None and resampling['kbps_nominal'] == pytest.approx(64)
-  assert sorted(kept) == [0, 1, 2, 3] and all(len(v) == 1 for v in kept.values())
-  assert rd.nearest_by_kbps(rows, 40, 'mp3') == 0 and rd.nearest_by_kbps(rows, 120, 'mp3') == 1
-  assert rd.nearest_by_kbps(rows, 40, 'flac') is None
+  assert len(kept) == 4 and all(len(v) == 1 for v in kept)  # each row's first clip
+  np.testing.assert_array_equal(kept[0][0][0], results[0].decoded)
+  assert kept[0][0][1] == clips[0].rate
+  assert rows_lib.nearest_by_kbps(rows, 40, 'mp3') == 0
+  assert rows_lib.nearest_by_kbps(rows, 120, 'mp3') == 1
+  assert rows_lib.nearest_by_kbps(rows, 40, 'flac') is None
 
 
 def test_visqol_only_on_the_first_clips():
   clips = [clip(seconds=1.0, seed=0), clip(seconds=1.0, seed=1)]
-  rows, _ = rd.baseline_rows(clips, {'mp3': (64,)}, visqol_clips=1, keep_audio=0)
-  visqol = rows[0]['metrics']['visqol']
+  ((row, kept),) = baselines.ladder_rows(clips, {'mp3': (64,)}, visqol_clips=1, keep_audio=0)
+  assert kept == []
+  visqol = row['metrics']['visqol']
   assert visqol['n'] == 1 and 1.0 <= visqol['mean'] <= 5.0
-  assert rows[0]['metrics']['mel_distance']['n'] == 2
+  assert row['metrics']['mel_distance']['n'] == 2

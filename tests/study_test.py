@@ -34,6 +34,9 @@ def test_smoke_study_runs_every_stage_and_ends_with_the_report(study):
   assert summary['size'] == 'smoke' and set(summary['timing_s']) >= set(STAGES)
   results = json.loads((study.workdir / 'eval' / 'results.json').read_text())
   assert sorted(results['runs']) == sorted(STAGES)
+  # The report stage renders results.json: its tables as Markdown too.
+  assert (study.workdir / 'eval' / 'results.md').read_text().startswith(
+      '# fmacomp evaluation: synthetic_music/tiny')
   # About 2 minutes on an idle 2-core machine; the bound leaves room for a shared one.
   assert study.seconds < 400
 

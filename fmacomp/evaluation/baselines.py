@@ -7,6 +7,9 @@ second and charge 16 bits for each (DESIGN.md "Metrics"); it is a curve, not a f
 
 Each codec works at its own rate and the decoded audio comes back at the input's rate and
 length, delay-free, so that the metrics compare it sample for sample with the input.
+
+`BaselineEvaluator` scores each codec over a bitrate ladder (`LADDERS`) on the evaluation's test
+clips, one compression row per setting (`fmacomp.evaluation.rows`).
 """
 
 import dataclasses
@@ -17,6 +20,8 @@ import soundfile as sf
 
 from fmacomp import audio
 from fmacomp import errors
+from fmacomp.evaluation import common
+from fmacomp.evaluation import rows as rows_lib
 
 # Layer III bitrates (kbps) by MPEG version; MPEG-2.5 stops at 64 in libsndfile's mapping.
 _MPEG1 = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
@@ -29,6 +34,15 @@ MP3_RATES = (48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
 _MP3_DELAY = 1105
 OPUS_RATE = 48000
 OPUS_KBPS = (6, 256)  # libsndfile's usable range for one channel
+# Bitrate ladders (target kbps) of the baselines; points a codec cannot reach are dropped.
+LADDERS = {
+    'smoke': {'mp3': (8, 64), 'opus': (12, 64), 'resampling': (64,)},
+    'quick': {'mp3': (8, 16, 32, 64, 128, 320), 'opus': (6, 12, 24, 48, 96, 256),
+              'resampling': (16, 32, 64, 128, 256)},
+    'full': {'mp3': (8, 16, 24, 32, 48, 64, 96, 128, 160, 192, 256, 320),
+             'opus': (6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256),
+             'resampling': (8, 16, 32, 64, 128, 256, 320)},
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,7 +54,9 @@ class BaselineResult:
     sample_rate: the input's rate.
     n_bytes: encoded size (MP3, Opus: the file; resampling: 2 bytes per kept sample).
     duration_s: seconds of input audio.
-    kbps_measured: n_bytes * 8 / duration_s / 1000.
+    kbps: n_bytes * 8 / duration_s / 1000.
+    measured: whether `kbps` is a real file's (MP3, Opus) rather than the resampling
+      baseline's nominal count of 16 bits per kept sample.
     codec: 'mp3', 'opus' or 'resampling'.
     setting: what the codec was asked for, e.g. 'CBR 32 kbps at 44100 Hz'.
   """
@@ -48,7 +64,8 @@ class BaselineResult:
   sample_rate: int
   n_bytes: int
   duration_s: float
-  kbps_measured: float
+  kbps: float
+  measured: bool
   codec: str
   setting: str
 
@@ -58,7 +75,7 @@ def _result(x, sample_rate, decoded, n_bytes, codec, setting):
   n = x.shape[0]
   decoded = np.pad(decoded[:n], (0, max(0, n - decoded.shape[0])))  # [T], as long as x
   return BaselineResult(decoded.astype(np.float32), sample_rate, int(n_bytes), duration_s,
-                        n_bytes * 8 / duration_s / 1000, codec, setting)
+                        n_bytes * 8 / duration_s / 1000, codec != 'resampling', codec, setting)
 
 
 def _mono(x):
@@ -197,3 +214,47 @@ def resampling(x, sample_rate, kbps):
 
 
 BASELINES = {'mp3': mp3, 'opus': opus, 'resampling': resampling}
+
+
+def _reachable(codec, kbps, rate):
+  """Whether a ladder point means something: Opus within its range, resampling below `rate`."""
+  if codec == 'opus':
+    return OPUS_KBPS[0] <= kbps <= OPUS_KBPS[1]
+  if codec == 'resampling':
+    return kbps * 1000 / rows_lib.NOMINAL_BITS < rate
+  return True
+
+
+def ladder_rows(clips, ladder, visqol_clips, keep_audio):
+  """Rows of MP3, Opus and resampling over `ladder`: yields (row, [(audio, rate)] kept).
+
+  A ladder point whose setting repeats an earlier one (e.g. MP3 at 320 kbps on 16 kHz audio,
+  which tops out at 160) is dropped, as are resampling points at or above the clips' rate.
+  """
+  rate = clips[0].rate
+  for codec, targets in ladder.items():
+    seen = set()
+    for kbps in (k for k in targets if _reachable(codec, k, rate)):
+      results = [BASELINES[codec](c.audio, c.rate, kbps) for c in clips]
+      if results[0].setting in seen:
+        continue
+      seen.add(results[0].setting)
+      kbps_file = 8 * sum(r.n_bytes for r in results) / sum(r.duration_s for r in results) / 1000
+      per_clip = rows_lib.score_all(clips, [r.decoded for r in results], rate, visqol_clips)
+      measured = results[0].measured
+      row = rows_lib.make_row(
+          f'{codec} {kbps:g}', codec, per_clip, target_kbps=kbps, setting=results[0].setting,
+          kbps_nominal=None if measured else kbps_file,
+          kbps_measured=kbps_file if measured else None)
+      yield row, [(r.decoded, rate) for r in results[:keep_audio]]
+
+
+class BaselineEvaluator:
+  """MP3, Opus and resampling over the options' ladder, on the evaluation's test clips."""
+  name = 'baselines'
+
+  def run(self, context):
+    options = context.options
+    for row, decoded in ladder_rows(context.clips, LADDERS[options.ladder],
+                                    options.visqol_clips, options.listen_clips):
+      yield common.Result('compression.rows', row, tuple(decoded))

@@ -1,13 +1,15 @@
 """Codec operating points in the evaluation: real .fmac files through `fmacomp.fmac.compress`.
 
 A codec run (a quantised model with an entropy model, `models.CODECS`) is evaluated
-as a user would use it: each test clip is written to a WAV file, compressed to a .fmac file and
-decompressed with the public API of `fmacomp.fmac.compress` (`encode_file`, `decode_file`); its
-bitrate is the whole file's size (header included) x 8 / seconds.
+(`CodecEvaluator`) as a user would use it: each test clip is written to a WAV file, compressed
+to a .fmac file and decompressed with the public API of `fmacomp.fmac.compress` (`encode_file`,
+`decode_file`); its bitrate is the whole file's size (header included) x 8 / seconds. Runs
+differing by seed are one row (mean and std over seeds); the group's first run gives the row's
+listening audio.
 
 `fmac_latents` reads a file's latent for classification from the compressed representation
-(`fmacomp.evaluation.compressed_genre`): its symbols are entropy-decoded with the model's integer tables
-and dequantised (`Bottleneck.from_symbols`), with no call to the decoder and no audio.
+(`fmacomp.evaluation.compressed_genre`): its symbols are entropy-decoded with the model's integer
+tables and dequantised (`Bottleneck.from_symbols`), with no call to the decoder and no audio.
 """
 
 import os
@@ -16,13 +18,8 @@ import tempfile
 import numpy as np
 
 from fmacomp import audio
-from fmacomp.evaluation import rate_distortion as rd
-from fmacomp import models
-
-
-def is_codec(config):
-  """A run whose model writes .fmac files (`models.CODECS`)."""
-  return config.model.name in models.CODECS
+from fmacomp.evaluation import common
+from fmacomp.evaluation import rows as rows_lib
 
 
 def load(workdir):
@@ -49,38 +46,37 @@ def _codec_row(group, run, clips, options, directory):
   for i, clip in enumerate(clips):
     y, size = roundtrip(codec, clip, directory)
     n_bytes += size
-    per_clip.append(rd.score(clip, y, clip.rate, i < options.visqol_clips))
+    per_clip.append(rows_lib.score(clip, y, clip.rate, i < options.visqol_clips))
     if i < options.listen_clips:
       decoded.append((y, clip.rate))
   seconds = sum(len(c.audio) / c.rate for c in clips)
   frames_per_s = codec.sample_rate / codec.hop
-  row = rd.make_row(
+  row = rows_lib.make_row(
       group, 'fmacomp', per_clip, kind='codec', model=run.config.model.name,
       base=run.config.model.get('base', run.config.model.name), runs=[run.name],
       seeds=[int(run.config.seed)], seed=int(run.config.seed),
       kbps_measured=8 * n_bytes / seconds / 1000,
-      kbps_nominal=rd.NOMINAL_BITS * codec.latent_channels * frames_per_s / 1000,
+      kbps_nominal=rows_lib.NOMINAL_BITS * codec.latent_channels * frames_per_s / 1000,
       latent_channels=int(codec.latent_channels),
       setting=f'.fmac files, {codec.latent_channels} channels at {codec.sample_rate} Hz')
   return row, decoded
 
 
-def codec_rows(groups, clips, options, kept, offset):
-  """Rows of codec groups (mean and std over seeds where a group has several runs).
+class CodecEvaluator:
+  """One compression row per codec group, from real .fmac files of the test clips."""
+  name = 'codecs'
 
-  Decoded listening clips of each group's first run go to `kept[offset + row index]`.
-  """
-  rows = []
-  with tempfile.TemporaryDirectory() as directory:
-    for group, members in groups.items():
-      per_seed = []
-      for run in members:
-        row, decoded = _codec_row(group, run, clips, options, directory)
-        per_seed.append(row)
-        if run is members[0]:
-          kept[offset + len(rows)] = decoded
-      rows.append(rd.combine_seeds(group, per_seed))
-  return rows
+  def run(self, context):
+    with tempfile.TemporaryDirectory() as directory:
+      for group, members in context.groups('codec').items():
+        per_seed, listening = [], ()
+        for run in members:
+          row, decoded = _codec_row(group, run, context.clips, context.options, directory)
+          per_seed.append(row)
+          if run is members[0]:
+            listening = tuple(decoded)
+        row = rows_lib.name_latent_size(rows_lib.combine_seeds(group, per_seed))
+        yield common.Result('compression.rows', row, listening)
 
 
 def fmac_latents(path, codec):

@@ -9,7 +9,8 @@ reconstructed) and the classifier's head reads `segments` evenly spaced windows 
 accuracy are reported beside the file's measured bitrate (its bytes x 8 / seconds).
 
 The windows are whole latent frames, so a window starts on a multiple of the codec's hop; the
-float classifier's own evaluation (`fmacomp.evaluation.genre`) places its segments at sample precision.
+float classifier's own evaluation (`fmacomp.evaluation.genre`) places its segments at sample
+precision.
 """
 
 import os
@@ -20,8 +21,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fmacomp import audio
-from fmacomp.datasets import base
+from fmacomp.evaluation import clips as clips_lib
 from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import common
 from fmacomp.evaluation import genre
 from fmacomp import models
 from fmacomp.training import checkpointing
@@ -31,31 +33,9 @@ PENDING = ('no codec quantises the latent a classifier reads (train a quantised_
            'encoder_workdir>)')
 
 
-def test_tracks(builder, label_filter=('Unknown',)):
-  """[(track_id, label, float32 [T] at the storage rate)] of the test split, sorted by id."""
-  source = builder.as_data_source(split='test')
-  names = builder.info.features['label'].names
-  dropped = {names.index(n) for n in label_filter if n in names}
-  parts = {}
-  for i in range(len(source)):
-    record = source[i]
-    track_id = record['track_id']
-    track_id = track_id.decode() if isinstance(track_id, bytes) else str(track_id)
-    entry = parts.setdefault(track_id, (int(record['label']), []))
-    entry[1].append((float(record['offset_s']), record['audio']))
-  tracks = []
-  for track_id, (label, pieces) in sorted(parts.items()):
-    if label not in dropped:
-      pcm = np.concatenate([a for _, a in sorted(pieces, key=lambda p: p[0])])  # offset order
-      tracks.append((track_id, label, base.from_int16(pcm)))
-  return tracks
-
-
-def _encoder_shape(classifier, crop):
-  """(frames, channels) of the classifier's encoder output for one crop."""
-  kwargs = dict(classifier.encoder_kwargs or {})
-  kwargs.pop('name', None)
-  encoder = models.get_model(classifier.encoder, **kwargs)
+def _encoder_shape(reader, crop):
+  """(frames, channels) of the output of a classifier run's encoder for one crop."""
+  encoder = models.from_config(checkpointing.load_config(reader.config.encoder_workdir).model)
   x = jax.ShapeDtypeStruct((1, crop), jnp.float32)
   z = jax.eval_shape(lambda x: encoder.init_with_output(jax.random.key(0), x,
                                                         method='encode')[0], x)
@@ -96,26 +76,27 @@ def _track_probs(model, variables, crop, shape, codec, x, rate, segments, direct
 
 def evaluate_pair(reader, codec_run, builder, tracks, segments):
   """One row: the classifier `reader` on `codec_run`'s files of every test track."""
-  model, variables, config, step = genre.load_classifier(reader.workdir, builder)
-  crop = int(round(config.crop_s * config.sample_rate))
+  label_names = list(builder.info.features['label'].names)
+  run = genre.load_classifier(reader.workdir, label_names)
+  crop = int(round(run.config.crop_s * run.config.sample_rate))
   codec = codec_eval.load(codec_run.workdir)
   rate = int(builder.info.metadata['sample_rate'])
-  shape = _encoder_shape(model, crop)
+  shape = _encoder_shape(reader, crop)
   out = {'probs': [], 'labels': [], 'track_ids': []}
   n_bytes, seconds = 0, 0.0
   with tempfile.TemporaryDirectory() as directory:
     for track_id, label, x in tracks:
-      probs, size, duration = _track_probs(model, variables, crop, shape, codec, x, rate,
+      probs, size, duration = _track_probs(run.model, run.variables, crop, shape, codec, x, rate,
                                            segments, directory)
       out['probs'].append(probs)
       out['labels'] += [label] * len(probs)
       out['track_ids'] += [track_id] * len(probs)
       n_bytes, seconds = n_bytes + size, seconds + duration
   out['probs'] = np.concatenate(out['probs'])
-  report = genre.genre_report(out, list(builder.info.features['label'].names))
+  report = genre.genre_report(out, label_names)
   return dict(name=f'{reader.group} reading {codec_run.group}', classifier=reader.group,
               codec=codec_run.group, runs=[reader.name, codec_run.name], split='test',
-              seed=int(config.seed), step=int(step), segments_per_track=segments,
+              seed=int(run.config.seed), step=run.step, segments_per_track=segments,
               kbps_measured=8 * n_bytes / seconds / 1000,
               segment_accuracy=report['segment']['accuracy'],
               song_accuracy=report['song']['accuracy'], **report)
@@ -126,6 +107,15 @@ def compressed_genre(runs, builder, segments):
   found = pairs(runs)
   if not found:
     return {'status': 'pending', 'reason': PENDING, 'rows': []}
-  tracks = test_tracks(builder)
+  tracks = clips_lib.test_tracks(builder)
   rows = [evaluate_pair(reader, codec, builder, tracks, segments) for reader, codec in found]
   return {'status': 'done', 'split': 'test', 'tracks': len(tracks), 'rows': rows}
+
+
+class CompressedGenreEvaluator:
+  """Genre accuracy from compressed files: results.json's `genre.compressed`."""
+  name = 'compressed_genre'
+
+  def run(self, context):
+    yield common.Result('genre.compressed', compressed_genre(
+        context.runs, context.builder, context.options.genre_segments))

@@ -5,7 +5,7 @@ crop length and rate; `fmacomp.datasets.pipeline.eval_batches`). Segment accurac
 one of those segments; song accuracy takes a vote over a track's segments, ties broken by the
 summed probabilities of the tied genres (the reference compared arrays of the wrong shape here).
 
-`evaluate_groups` reports classifier groups (runs differing by seed) for results.json.
+`GenreEvaluator` reports classifier groups (runs differing by seed) for results.json.
 `classify_latents` runs a latent classifier's head on latents given from outside (e.g. symbols
 entropy-decoded from a file and dequantised) in place of its encoder's output: the encoder is
 intercepted, not run, and no audio is reconstructed.
@@ -18,10 +18,11 @@ import jax
 import numpy as np
 
 from fmacomp.datasets import pipeline
-from fmacomp.evaluation import rate_distortion
+from fmacomp import errors
+from fmacomp.evaluation import common
+from fmacomp.evaluation import rows as rows_lib
 from fmacomp.models import classifier as classifier_lib
 from fmacomp.training import checkpointing
-from fmacomp.training import tasks
 
 
 def song_votes(probs, track_ids):
@@ -75,12 +76,13 @@ def classification_report(y_true, y_pred, label_names):
           'n': int(len(y_true)), 'confusion': confusion.tolist(), 'per_class': per_class}
 
 
-def load_classifier(workdir, builder):
-  """(model, variables, config, step) of a trained classifier's best checkpoint."""
-  config = checkpointing.load_config(workdir)
-  task = tasks.ClassifierTask(config, builder)
-  variables, step = checkpointing.load_params(workdir)
-  return task.model, variables, config, step
+def load_classifier(workdir, label_names):
+  """The `checkpointing.TrainedRun` of a classifier whose classes are `label_names`."""
+  run = checkpointing.load_run(workdir)
+  if run.model.n_classes != len(label_names):
+    raise errors.InputError(workdir, f'the classifier has {run.model.n_classes} classes, the '
+                                     f'dataset {len(label_names)}')
+  return run
 
 
 def segment_outputs(model, variables, builder, config, split='test', num_segments=5,
@@ -121,25 +123,33 @@ def genre_report(outputs, label_names):
   return {'segment': segment, 'song': song}
 
 
-def evaluate_groups(groups, builder, segments):
-  """Test-split reports of classifier groups ({group: [runs]}), with accuracy over seeds."""
+def evaluate_group(group, members, builder, segments):
+  """The test-split record of one classifier group (runs differing by seed)."""
   label_names = list(builder.info.features['label'].names)
-  out = []
-  for group, members in groups.items():
-    reports = []
-    for run in members:
-      model, variables, config, step = load_classifier(run.workdir, builder)
-      outputs = segment_outputs(model, variables, builder, config, num_segments=segments)
-      reports.append(dict(genre_report(outputs, label_names), run=run.name,
-                          seed=int(config.seed), step=int(step)))
-    config = members[0].config
-    encoder = (checkpointing.load_config(config.encoder_workdir).model.name
-               if config.model.frontend == 'latent' else None)
-    over_seeds = lambda level: rate_distortion.over_seeds([r[level]['accuracy'] for r in reports])
-    out.append({'name': group, 'frontend': config.model.frontend, 'encoder': encoder,
-                'split': 'test', 'segments_per_track': segments, 'runs': reports,
-                'segment_accuracy': over_seeds('segment'), 'song_accuracy': over_seeds('song')})
-  return out
+  reports = []
+  for member in members:
+    run = load_classifier(member.workdir, label_names)
+    outputs = segment_outputs(run.model, run.variables, builder, run.config,
+                              num_segments=segments)
+    reports.append(dict(genre_report(outputs, label_names), run=member.name,
+                        seed=int(run.config.seed), step=run.step))
+  config = members[0].config
+  encoder = (checkpointing.load_config(config.encoder_workdir).model.name
+             if config.model.frontend == 'latent' else None)
+  over_seeds = lambda level: rows_lib.over_seeds([r[level]['accuracy'] for r in reports])
+  return {'name': group, 'frontend': config.model.frontend, 'encoder': encoder,
+          'split': 'test', 'segments_per_track': segments, 'runs': reports,
+          'segment_accuracy': over_seeds('segment'), 'song_accuracy': over_seeds('song')}
+
+
+class GenreEvaluator:
+  """Segment and song accuracy, per-genre precision and recall of each classifier group."""
+  name = 'genre'
+
+  def run(self, context):
+    for group, members in context.groups('classifier').items():
+      record = evaluate_group(group, members, context.builder, context.options.genre_segments)
+      yield common.Result('genre.classifiers', record)
 
 
 def classify_latents(model, variables, latents, input_length):

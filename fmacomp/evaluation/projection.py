@@ -4,9 +4,17 @@ The t-SNE is the textbook algorithm (van der Maaten & Hinton 2008) with the usua
 optimisation tricks (early exaggeration, momentum, per-coordinate gains), computed exactly in
 O(N^2): meant for the few hundred points of a test split, not for tens of thousands. It is
 deterministic for a given seed, so the report's figures are reproducible.
+
+`LatentEvaluator` projects each autoencoder group's test latents (its first run's), each
+segment's latent averaged over frames, and scores how well each projection separates genres.
 """
 
 import numpy as np
+
+from fmacomp.datasets import pipeline
+from fmacomp.evaluation import common
+from fmacomp.evaluation import rate_distortion
+from fmacomp.training import checkpointing
 
 _EXAGGERATION = 12.0
 _EXAGGERATION_ITERS = 250
@@ -116,3 +124,52 @@ def neighbour_agreement(points, labels, k=5):
   k = min(k, len(labels) - 1)
   nearest = np.argsort(d, axis=1)[:, :k]  # [N, k]
   return float(np.mean(labels[nearest] == labels[:, None]))
+
+
+def test_latents(run, builder, num_segments, max_points):
+  """Latents of test segments averaged over frames: (float [N, C], labels int [N]).
+
+  Args:
+    run: a restored autoencoder (`checkpointing.TrainedRun`).
+    builder: its dataset.
+    num_segments: evenly spaced segments (of the run's crop length) per test track.
+    max_points: at most this many, evenly spread over the segments in order.
+  """
+  feats, labels = [], []
+  for batch in pipeline.eval_batches(
+      builder, split='test', segment_s=run.config.crop_s, sample_rate=run.config.sample_rate,
+      batch_size=8, num_segments=num_segments, label_filter='Unknown', process_index=0,
+      process_count=1):
+    mask = batch['mask']
+    if mask.any():
+      z = rate_distortion.encode_latents(run.model, run.variables, batch['audio'][mask])
+      feats.append(z.mean(axis=1))  # [b, frames, C] -> [b, C]
+      labels.append(batch['label'][mask])
+  if not feats:
+    return np.zeros((0, 0)), np.zeros(0, np.int64)
+  feats, labels = np.concatenate(feats), np.concatenate(labels)
+  if len(labels) > max_points:
+    keep = np.unique(np.round(np.linspace(0, len(labels) - 1, max_points)).astype(int))
+    feats, labels = feats[keep], labels[keep]
+  return feats, labels
+
+
+class LatentEvaluator:
+  """PCA and t-SNE of each autoencoder group's (first run's) test latents."""
+  name = 'latents'
+
+  def run(self, context):
+    options = context.options
+    for group, members in context.groups('autoencoder').items():
+      run = checkpointing.load_run(members[0].workdir)
+      z, labels = test_latents(run, context.builder, options.genre_segments,
+                               options.projection_points)
+      if len(labels) < 4:  # t-SNE needs a few points
+        continue
+      entry = {'name': group, 'run': members[0].name, 'split': 'test', 'n': int(len(labels)),
+               'labels': labels.tolist(), 'label_names': context.label_names,
+               'features': 'latent averaged over frames'}
+      for method, points in (('pca', pca(z)[0]), ('tsne', tsne(z))):
+        entry[method] = {'points': points.round(5).tolist(),
+                         'neighbour_agreement': neighbour_agreement(points, labels)}
+      yield common.Result('latent.projections', entry)

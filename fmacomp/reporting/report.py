@@ -3,9 +3,10 @@
 Everything is embedded (figures as base64 PNG, audio as base64 FLAC data URIs, no script, no
 stylesheet or font fetched), so the single file works offline and can be mailed around.
 
-Every number shown comes from eval/results.json and carries the path it came from, e.g.
+The tables are `fmacomp.reporting.tables`' (the same as results.md's). Every number shown comes
+from eval/results.json and carries the path it came from, e.g.
 `<span data-key="compression.rows.3.metrics.mel_distance.mean">0.8123</span>`, formatted by
-`results_md.number`; tests compare the page with the file through these attributes.
+`tables.number`; tests compare the page with the file through these attributes.
 """
 
 import base64
@@ -14,12 +15,9 @@ import json
 import os
 
 from fmacomp import audio
-from fmacomp import errors
-from fmacomp.evaluation import rate_distortion as rd
 from fmacomp import files
 from fmacomp.reporting import figures
-from fmacomp.reporting.results_md import COLUMNS
-from fmacomp.reporting.results_md import number
+from fmacomp.reporting import tables
 
 _CSS = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
@@ -32,36 +30,31 @@ img{max-width:100%;display:block;margin:.5em 0}.note{color:#666;font-size:13px}
 """
 
 
-def lookup(results, key):
-  """The value at a data-key path ('a.b.3.c'; integer parts index lists)."""
-  value = results
-  for part in key.split('.'):
-    value = value[int(part)] if isinstance(value, list) else value[part]
-  return value
+def _cell(cell):
+  """A table cell's parts as HTML: each number tagged with its results.json path."""
+  return ''.join(f'<span data-key="{p.key}">{html.escape(p.text)}</span>'
+                 if isinstance(p, tables.Number) else html.escape(p) for p in cell)
 
 
-def _num(results, key):
-  """A number as shown, tagged with its results.json path."""
-  return f'<span data-key="{key}">{number(lookup(results, key))}</span>'
-
-
-def _stat(results, key):
-  """A {'mean', 'std', 'n', 'over'} record: 'mean ± std (n over)', or 'n/a'."""
-  entry = lookup(results, key)
-  if entry is None:
-    return 'n/a'
-  text = _num(results, f'{key}.mean')
-  if entry['n'] > 1:
-    text += f' ± {_num(results, key + ".std")}'
-    if entry['over'] == 'seeds':
-      text += f' <small>({entry["n"]} seeds)</small>'
-  return text
-
-
-def _table(header, rows):
+def _grid(header, rows):
+  """An HTML table: header texts, rows of HTML cells."""
   head = ''.join(f'<th>{html.escape(h)}</th>' for h in header)
   body = ''.join('<tr>' + ''.join(f'<td>{c}</td>' for c in r) + '</tr>' for r in rows)
   return f'<table><tr>{head}</tr>{body}</table>'
+
+
+def _heading(table):
+  """A table's title and note."""
+  note = f'<p class="note">{html.escape(table.note)}</p>' if table.note else ''
+  return f'<h{table.level}>{html.escape(table.title)}</h{table.level}>{note}'
+
+
+def _table(table):
+  """A `tables.Table`'s grid (empty when it has no rows), scrolling sideways when wide."""
+  if not table.rows:
+    return ''
+  return (f'<div class="wide">{_grid(table.columns, [[_cell(c) for c in r] for r in table.rows])}'
+          '</div>')
 
 
 def _img(data, alt):
@@ -71,57 +64,25 @@ def _img(data, alt):
   return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
 
 
-def _kbps(results, row):
-  """A row's bitrate as a reader should see it: measured, else nominal (labelled)."""
-  if results['compression']['rows'][row]['kbps_measured'] is not None:
-    return _num(results, f'compression.rows.{row}.kbps_measured')
-  return _num(results, f'compression.rows.{row}.kbps_nominal') + ' (nominal)'
-
-
 def _compression(results):
-  rows = results['compression']['rows']
-  settings = results['settings']
-  parts = ['<h2>Rate-distortion</h2>', f'<p class="note">Test split; {len(results["clips"])} '
-           f'clips of {settings["clip_s"]:g} s, mean ± std over clips (every metric; ViSQOL on '
-           f'the first {settings["visqol_clips"]}). '
-           'Measured kbps = bytes of a real file (MP3, Opus, .fmac with its header) x 8 / '
-           "seconds; nominal kbps = the reference's accounting (16 bits per latent value, or per "
-           'kept sample for resampling), not a file.</p>']
+  table = tables.compression(results)
   plots = []
   for metric, label in (('mel_distance', 'mel distance (lower is better)'),
                         ('visqol', 'ViSQOL MOS-LQO (higher is better)')):
-    points = [(r['family'], r['name'], rd.plot_kbps(r),
-               (r['metrics'].get(metric) or {}).get('mean'), r['kbps_measured'] is None)
-              for r in rows]
+    points = []  # [(family, name, kbps, value, nominal)]
+    for r in results['compression']['rows']:
+      kbps, nominal = tables.bitrate(r)
+      points.append((r['family'], r['name'], kbps, (r['metrics'].get(metric) or {}).get('mean'),
+                     nominal))
     figure = figures.rate_distortion(points, label, label.split(' (')[0])
     missing = ' (not computed: --visqol_clips=0)' if figure is None else ''
     plots.append(_img(figure, f'{label} against kbps{missing}'))
-  parts.append(f'<div class="row">{"".join(plots)}</div>')
-  body = [[html.escape(r['name']), html.escape(r.get('setting', '')),
-           _num(results, f'compression.rows.{i}.kbps_nominal'),
-           _num(results, f'compression.rows.{i}.kbps_measured')] +
-          [_stat(results, f'compression.rows.{i}.metrics.{m}') for m in COLUMNS]
-          for i, r in enumerate(rows)]
-  table = _table(['row', 'setting', 'kbps nominal', 'kbps measured'] + list(COLUMNS), body)
-  parts.append(f'<div class="wide">{table}</div>')
-  return parts
+  return [_heading(table), f'<div class="row">{"".join(plots)}</div>', _table(table)]
 
 
 def _reference(results):
-  body = [[_num(results, f'reference_table.rows.{i}.latent_channels'),
-           _num(results, f'reference_table.rows.{i}.reference_kbps'),
-           _num(results, f'reference_table.rows.{i}.reference_rmse'),
-           html.escape(r['name'] or '-'),
-           _num(results, f'reference_table.rows.{i}.kbps_nominal'),
-           _num(results, f'reference_table.rows.{i}.kbps_measured'),
-           _stat(results, f'reference_table.rows.{i}.seed_spectral_rmse')]
-          for i, r in enumerate(results['reference_table']['rows'])]
-  return ["<h2>The reference's table beside fmacomp's (freq_ae)</h2>",
-          f'<p class="note">Reference: {html.escape(results["reference_table"]["source"])}. '
-          'Ours: this dataset, its test split, the nominal kbps computed the same way.</p>',
-          _table(['C', 'reference kbps (nominal)', 'reference spectral RMSE', 'ours',
-                  'ours kbps nominal',
-                  'ours kbps measured', 'ours seed spectral RMSE'], body)]
+  table = tables.reference(results)
+  return [_heading(table), _table(table)]
 
 
 def _training(results):
@@ -138,59 +99,43 @@ def _training(results):
 
 def _genre(results):
   genre, labels = results['genre'], results['dataset']['label_names']
-  parts = ['<h2>Genre</h2>', '<p class="note">Test split. Segment accuracy counts every one of '
-           'the evenly spaced segments of each track; song accuracy votes over them (ties: summed '
-           'probabilities). The reference reported 45 % (vote) and 42 % (one segment) on FMA '
-           'small.</p>']
-  body = [[html.escape(c['name']), html.escape(c['frontend']), html.escape(c['encoder'] or '-'),
-           _stat(results, f'genre.classifiers.{i}.segment_accuracy'),
-           _stat(results, f'genre.classifiers.{i}.song_accuracy')]
-          for i, c in enumerate(genre['classifiers'])]
-  parts.append(_table(['classifier', 'frontend', 'encoder', 'segment accuracy', 'song accuracy'],
-                      body))
+  table = tables.classifiers(results)
+  parts = [_heading(table), _table(table)]
   for i, c in enumerate(genre['classifiers']):
     run = c['runs'][0]
-    key = f'genre.classifiers.{i}.runs.0.song.per_class'
-    table = _table(['genre', 'precision', 'recall', 'tracks'], [
-        [html.escape(p['label']), _num(results, f'{key}.{j}.precision'),
-         _num(results, f'{key}.{j}.recall'), _num(results, f'{key}.{j}.support')]
-        for j, p in enumerate(run['song']['per_class'])])
+    per_genre = tables.per_genre(results, i)
     image = _img(figures.confusion(run['song']['confusion'], labels,
                                    f'{c["name"]} (seed {run["seed"]}), songs'), 'confusion matrix')
-    parts.append(f'<h3>{html.escape(c["name"])}</h3><div class="row">{image}{table}</div>')
-  compressed = genre['compressed']
-  parts.append('<h3>Accuracy from compressed files</h3>')
-  if compressed['status'] == 'pending':
-    parts.append(f'<p class="note">Pending: {html.escape(compressed["reason"])}.</p>')
-  else:
+    parts.append(f'{_heading(per_genre)}<div class="row">{image}{_table(per_genre)}</div>')
+  compressed = tables.compressed_genre(results)
+  parts.append(_heading(compressed))
+  if compressed.rows:
     float_accuracy = {c['name']: c['song_accuracy']['mean'] for c in genre['classifiers']}
     points = [(r['classifier'], r['kbps_measured'], r['song_accuracy'])
-              for r in compressed['rows']]
-    parts.append('<p class="note">Each test track compressed whole to a .fmac file; the '
-                 'classifier reads its entropy-decoded, dequantised latent (no decoder, no '
-                 'audio).</p>')
+              for r in genre['compressed']['rows']]
     parts.append(_img(figures.accuracy_vs_kbps(points, float_accuracy),
                       'song accuracy against the bitrate of the files read'))
-    parts.append(_table(['classifier reading files of', 'kbps measured', 'segment accuracy',
-                         'song accuracy'], [
-        [html.escape(r['name'])] + [_num(results, f'genre.compressed.rows.{j}.{k}') for k in
-                                    ('kbps_measured', 'segment_accuracy', 'song_accuracy')]
-        for j, r in enumerate(compressed['rows'])]))
+    parts.append(_table(compressed))
   return parts
 
 
 def _latent(results):
-  parts = ['<h2>Latent space</h2>', '<p class="note">Test segments, each latent averaged over '
-           'frames; agreement = fraction of the 5 nearest neighbours with the same genre.</p>']
-  for i, p in enumerate(results['latent']['projections']):
+  table = tables.latent(results)
+  parts = [_heading(table), _table(table)]
+  for p in results['latent']['projections']:
     images = ''.join(_img(figures.projection(p[m]['points'], p['labels'], p['label_names'],
                                              f'{p["name"]}: {title}'), f'{title} projection')
                      for m, title in (('pca', 'PCA'), ('tsne', 't-SNE')))
-    parts.append(f'<h3>{html.escape(p["name"])} ({p["n"]} points): agreement PCA '
-                 f'{_num(results, f"latent.projections.{i}.pca.neighbour_agreement")}, t-SNE '
-                 f'{_num(results, f"latent.projections.{i}.tsne.neighbour_agreement")}</h3>'
+    parts.append(f'<h3>{html.escape(p["name"])} ({p["n"]} points)</h3>'
                  f'<div class="row">{images}</div>')
   return parts
+
+
+def _kbps(results, row):
+  """A row's bitrate as a reader should see it: measured, else nominal (labelled)."""
+  kbps, nominal = tables.bitrate(results['compression']['rows'][row])
+  key = f'compression.rows.{row}.{"kbps_nominal" if nominal else "kbps_measured"}'
+  return _cell((tables.Number(key, tables.number(kbps)),) + ((' (nominal)',) if nominal else ()))
 
 
 def _listening(results, eval_dir):
@@ -216,7 +161,7 @@ def _listening(results, eval_dir):
                    f'<audio controls preload="metadata" data-item="{k}.{j}" '
                    f'src="data:audio/flac;base64,{data}"></audio>'])
     parts.append(f'<h3>Clip {k}: {html.escape(entry["track_id"])} '
-                 f'({html.escape(str(entry["label"]))})</h3>' + _table(['', 'kbps', ''], body))
+                 f'({html.escape(str(entry["label"]))})</h3>' + _grid(['', 'kbps', ''], body))
   return parts
 
 
@@ -237,12 +182,7 @@ def render(results, eval_dir):
 
 def write_report(workdir):
   """Writes `<workdir>/report/report.html` from `<workdir>/eval/results.json`; returns its path."""
-  eval_dir = os.path.join(os.path.abspath(workdir), 'eval')
-  path = os.path.join(eval_dir, 'results.json')
-  if not os.path.exists(path):
-    raise errors.InputError(path, 'no evaluation results (run launch/evaluate.py first)')
-  with open(path) as f:
-    results = json.load(f)
+  results = tables.read_results(workdir)
   out = os.path.join(os.path.abspath(workdir), 'report', 'report.html')
-  files.write_text_atomic(out, render(results, eval_dir))
+  files.write_text_atomic(out, render(results, tables.eval_dir(workdir)))
   return out
