@@ -131,11 +131,9 @@ def export_tables(workdir):
 
 
 def _restore(workdir):
-  config = checkpointing.load_config(workdir)
-  kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in config.model.items()}
-  model = models.get_model(kwargs.pop('name'), **kwargs)
-  variables, step = checkpointing.load_params(workdir)
-  return model, variables, step
+  """(model, variables, step) of a workdir's best checkpoint (`checkpointing.load_run`)."""
+  run = checkpointing.load_run(workdir)
+  return run.model, run.variables, run.step
 
 
 def _tables(workdir, step, model, variables, checksum):
