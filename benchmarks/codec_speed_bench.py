@@ -7,7 +7,8 @@ single-threaded, set before jax is imported): encode = read a mono float WAV of 
 real music (44.1 kHz) and write the compressed file; decode = read it and write a 16-bit WAV at
 the original rate. fmacomp runs `compress.encode_file` / `decode_file` (resampling to and from
 22.05 kHz, the network, entropy coding); MP3 (LAME, CBR 8 kbps at 8 kHz) and Opus (12 kbps,
-48 kHz) run through soundfile with the resampling their rates need, as `fmacomp.evaluation.baselines` does.
+48 kHz) run through soundfile with the resampling their rates need, as
+`fmacomp.evaluation.baselines` does.
 
 Start-up is reported apart: the model's load (weights, CDF tables) and the compilation of the
 codec (the first coding of a 20-s clip minus the second). Steady state is the best of
@@ -32,7 +33,7 @@ from absl import logging  # pylint: disable=g-import-not-at-top,wrong-import-pos
 import soundfile as sf  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from fmacomp import audio  # pylint: disable=g-import-not-at-top,wrong-import-position
-from fmacomp.evaluation import baselines  # pylint: disable=g-import-not-at-top,wrong-import-position
+from fmacomp.evaluation import baselines  # pylint: disable=g-import-not-at-top
 import launcher  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fmacomp import errors  # pylint: disable=g-import-not-at-top,wrong-import-position
 from fmacomp.fmac import compress  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -3,7 +3,8 @@
   python benchmarks/train_bench.py --model=freq_ae --batch=16 [--steps=10] [--torch]
   python benchmarks/train_bench.py --model=time_ae --batch=32 --torch
 
-Times `fmacomp.training.train.train_step` (the loop's own step: value_and_grad, Adam, norms, donation)
+Times `fmacomp.training.train.train_step` (the loop's own step: value_and_grad, Adam, norms,
+donation)
 on random audio of the model's full reference crop (freq_ae: 65,536 samples at 8 kHz, latent
 --latent; time_ae: 65,536 at 44.1 kHz), after compilation, whose time is reported apart.
 Both frameworks run --rounds alternating rounds of --steps steps; each keeps its best round.

@@ -1,4 +1,4 @@
-"""Tests for fmacomp.evaluation.genre: the song vote, the classification report, classifying given latents."""
+"""fmacomp.evaluation.genre: the song vote, the classification report, classifying latents."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""Tests for fmacomp.evaluation.projection: PCA recovers structure, t-SNE separates clusters, reproducibly."""
+"""fmacomp.evaluation.projection: PCA recovers structure, t-SNE separates clusters, reproducibly."""
 
 import numpy as np
 import pytest

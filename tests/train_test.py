@@ -1,4 +1,4 @@
-"""fmacomp.training.train: the checksum, the mesh, the optimiser, and short real runs in this process.
+"""fmacomp.training.train: the checksum, the mesh, the optimiser, and short real runs here.
 
 The subprocess tests (resume after SIGKILL, 4 devices, 2 processes, non-finite loss, sweeps) are
 in tests/launch/train_launch_test.py; the session's reference run and dataset in conftest.py.

@@ -2,7 +2,8 @@
 
 `--model` names a shipped model (a folder `fmacomp/shipped/<name>/`, laid out like a training
 workdir) or any training workdir. A model has one or more operating points: a workdir is one;
-a sweep workdir (`sweep/<run>/`, `fmacomp.training.sweep`) has one per finished run, ordered by bitrate.
+a sweep workdir (`sweep/<run>/`, `fmacomp.training.sweep`) has one per finished run, ordered by
+bitrate.
 Each operating point is a best checkpoint; `load(point)` returns a `Codec` ready to code.
 
 Integer CDF tables (DESIGN.md: the checkpoint carries everything decoding needs) live in the

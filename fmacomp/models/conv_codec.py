@@ -16,8 +16,8 @@ left), so a frame sees audio on both sides. File coding is offline, and symmetri
 worth more than latency; the price is that chunked coding needs context on both sides, which
 `context()` bounds: the encoder output at frame f depends on input samples within
 `encoder_samples` of frame f's span, the decoder output of frame f on latent frames within
-`decoder_frames` of f. `fmacomp.fmac.compress` pads each chunk by these amounts so that chunked coding
-equals whole-signal coding.
+`decoder_frames` of f. `fmacomp.fmac.compress` pads each chunk by these amounts so that chunked
+coding equals whole-signal coding.
 """
 
 import math
