@@ -154,14 +154,14 @@ def _store(sections, result):
     parent[last] = result.record
 
 
-def _run_evaluators(context, timing):
-  """Runs `EVALUATORS`, timing each: (results.json's sections, each compression row's audio)."""
+def _run_evaluators(evaluators, context, timing):
+  """Runs the evaluators, timing each: (results.json's sections, each compression row's audio)."""
   sections = {'compression': {'split': 'test', 'rows': []},
               'genre': {'split': 'test', 'classifiers': [], 'compressed': None,
                         'reference': REFERENCE_GENRE},
               'latent': {'projections': []}}
-  row_audio = []  # [(audio, rate)] per compression row, in row order
-  for evaluator in EVALUATORS:
+  row_audio = []  # per compression row, in row order: its [(audio, rate)], one per listening clip
+  for evaluator in evaluators:
     start = time.time()
     for result in evaluator.run(context):
       _store(sections, result)
@@ -242,7 +242,7 @@ def evaluate(workdir, options=None):
   timing['setup'] = time.time() - t0
   logging.info('evaluate: %d runs, %d clips of %g s', len(context.runs), len(context.clips),
                options.clip_s)
-  sections, row_audio = _run_evaluators(context, timing)
+  sections, row_audio = _run_evaluators(EVALUATORS, context, timing)
   start = time.time()
   audio_tmp = os.path.join(workdir, 'eval', 'audio.tmp')
   shutil.rmtree(audio_tmp, ignore_errors=True)
