@@ -45,7 +45,7 @@ def write(name):
   folder = os.path.join(HERE, name)
   if os.path.exists(folder):
     raise SystemExit(f'{folder} exists: golden files are written once, never regenerated')
-  rate, channels = CLIPS[name]
+  rate, channels = CLIPS.get(name, (44100, 2))  # a new model: full band, stereo
   os.makedirs(folder)
   source = os.path.join(folder, 'source.wav')
   sf.write(source, clip(rate, channels), rate, subtype='FLOAT')
