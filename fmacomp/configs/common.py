@@ -89,6 +89,7 @@ def data_config(name='synthetic_music'):
       name=name,
       data_dir='',     # '' -> TFDS_DATA_DIR or ~/tensorflow_datasets
       manual_dir='',   # FMA download or a music folder
+      workers=0,       # processes that build it; 0 -> os.cpu_count()
   ))
 
 

@@ -50,13 +50,34 @@ def get_builder(name=DEFAULT_DATASET, data_dir=None, manual_dir=None):
   return cls.from_name(name, data_dir=data_dir, manual_dir=manual_dir)
 
 
-def prepare(name=DEFAULT_DATASET, data_dir=None, manual_dir=None, overwrite=False):
+def beam_options(text):
+  """`runner=NAME,k=v,...` (as `tfds build --beam_pipeline_options`) -> Beam PipelineOptions."""
+  try:
+    from apache_beam.options import pipeline_options  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    raise errors.InputError('--beam_pipeline_options', 'needs Apache Beam: pip install '
+                            '"fmacomp[beam]"') from None
+  return pipeline_options.PipelineOptions(
+      flags=[f'--{option}' for option in text.split(',') if option])
+
+
+def prepare(name=DEFAULT_DATASET, data_dir=None, manual_dir=None, overwrite=False, workers=None,
+            beam_pipeline_options=None, beam_runner=None):
   """Builds the dataset unless a complete build exists (or `overwrite`); returns the builder.
 
   TFDS's progress text goes to stderr (stdout carries results). With `overwrite`, the old build
   is moved aside and restored if the new one fails, so a failed rebuild loses nothing.
+
+  Args:
+    name, data_dir, manual_dir: as `get_builder`.
+    overwrite: rebuild even if a complete build exists.
+    workers: processes that write shards (None or 0: os.cpu_count(), in process for a build of
+      less than one shard; 1: in process).
+    beam_pipeline_options: `runner=NAME,k=v,...`: write the shards on Apache Beam instead.
+    beam_runner: a Beam runner object (tests: FnApiRunner), with or without options.
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  options = beam_options(beam_pipeline_options) if beam_pipeline_options else None
   builder = get_builder(name, data_dir=data_dir, manual_dir=manual_dir)
   if builder.is_prepared() and not overwrite:
     return builder
@@ -66,10 +87,11 @@ def prepare(name=DEFAULT_DATASET, data_dir=None, manual_dir=None, overwrite=Fals
     shutil.rmtree(old, ignore_errors=True)
     os.rename(os.fspath(builder.data_dir), old)
     builder = get_builder(name, data_dir=data_dir, manual_dir=manual_dir)
+  builder.workers = workers or None
   try:
     with contextlib.redirect_stdout(sys.stderr):
-      builder.download_and_prepare(
-          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual_dir, beam_options=options, beam_runner=beam_runner))
   except BaseException:
     if old is not None:
       shutil.rmtree(os.fspath(builder.data_dir), ignore_errors=True)

@@ -12,17 +12,26 @@ Record features (DESIGN.md, "Datasets"):
   label       ClassLabel (names sorted; `Unknown` where a dataset has unlabelled tracks)
   artist_id   int64, -1 where unknown
   duration_s  float32, the duration of the whole track (not of this record)
+  num_samples int64, len(audio): readers learn lengths without decoding the audio
 
 Subclasses implement `_split_tracks()` (and `_label_names()` when labels are known without
-reading the data); they may override `_load()` for tracks that are rendered rather than read.
+reading the data); they may override `_blocks()` for tracks that are rendered rather than read.
 Whatever is undecodable or shorter than `min_duration_s` is skipped, listed with its reason in
 `<data_dir>/<name>/<config>/<version>/skipped.json` (written after all splits), and the build
 goes on.
+
+The builder writes its own shards (`shards.py`: no TFDS shuffler, so no TensorFlow), in process,
+in a pool of `workers` processes, or on Apache Beam (`DownloadConfig.beam_options` or
+`beam_runner`, as `tfds build --beam_pipeline_options` sets them). Memory is bounded by a track
+block, not by the dataset: tracks are decoded in blocks, and a track longer than
+`TRACK_BUFFER_S` waits in a temporary file (its records carry the whole track's duration, known
+only at its end).
 """
 
 import dataclasses
 import json
 import os
+import tempfile
 from typing import Any, Iterator, Mapping, Sequence
 
 from absl import logging
@@ -31,9 +40,13 @@ import tensorflow_datasets as tfds
 
 from fmacomp import audio
 from fmacomp import errors
+from fmacomp.datasets import shards
 
 SKIPPED_FILE = 'skipped.json'
 INT16_SCALE = 32767.0
+# Decode block (seconds), and how much of one track is held in memory before it spills to disk.
+BLOCK_S = 10.0
+TRACK_BUFFER_S = 600.0
 
 
 @dataclasses.dataclass
@@ -44,23 +57,28 @@ class AudioBuilderConfig(tfds.core.BuilderConfig):
     storage_rate: sample rate of the stored int16 audio (Hz).
     min_duration_s: tracks shorter than this are skipped (and listed in skipped.json).
     max_record_s: longer tracks are cut into consecutive records of at most this length.
+    shard_s: seconds of audio per shard file (planned from the tracks' estimated durations);
+      a shard is one task of the build's executor.
   """
   storage_rate: int = 44100
   min_duration_s: float = 5.0
   max_record_s: float = 30.0
+  shard_s: float = 3600.0
 
 
 @dataclasses.dataclass(frozen=True)
 class Track:
-  """One track to store. `path` is decoded by `AudioBuilder._load` unless a subclass renders it.
+  """One track to store. `path` is decoded by `AudioBuilder._blocks` unless a subclass renders it.
 
-  `source` carries builder-specific data (a zip member, a render recipe...).
+  `source` carries builder-specific data (a zip member, a render recipe...); `duration_s` is an
+  estimate (None: unknown) that only plans the shards.
   """
   track_id: str
   label: str
   artist_id: int = -1
   path: str | None = None
   source: Any = None
+  duration_s: float | None = None
 
 
 RATE_SUFFIXES = {44100: '', 22050: '_22k', 16000: '_16k'}
@@ -93,6 +111,7 @@ def features(label_names=None):
       'label': tfds.features.ClassLabel(names=label_names),
       'artist_id': tfds.features.Scalar(dtype=np.int64),
       'duration_s': tfds.features.Scalar(dtype=np.float32),
+      'num_samples': tfds.features.Scalar(dtype=np.int64),
   })
 
 
@@ -103,6 +122,11 @@ def read_skipped(data_dir):
     return []
   with open(path) as f:
     return json.load(f)
+
+
+def metadata_source(builder, split):
+  """A split's records with `audio` left as undecoded bytes: for readers of the other fields."""
+  return builder.as_data_source(split=split, decoders={'audio': tfds.decode.SkipDecoding()})
 
 
 class LocalDatasetInfo(tfds.core.DatasetInfo):
@@ -137,14 +161,14 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     """Returns {'train': [Track, ...], 'validation': [...], 'test': [...]}."""
     raise NotImplementedError
 
-  def _load(self, track: Track) -> np.ndarray:
-    """Returns the track as float32 mono [samples] at the storage rate.
+  def _blocks(self, track: Track) -> Iterator[np.ndarray]:
+    """Yields the track as consecutive float32 mono blocks [samples] at the storage rate.
 
     Raises:
-      errors.AudioError: the track cannot be decoded; the builder skips it.
+      errors.AudioError: the track cannot be decoded (also mid-track); the builder skips it.
     """
-    samples, _ = audio.read_audio(track.path, sample_rate=self.builder_config.storage_rate)
-    return samples
+    yield from audio.stream_blocks(track.path, block_s=BLOCK_S,
+                                   sample_rate=self.builder_config.storage_rate)
 
   def _info(self):
     return LocalDatasetInfo(
@@ -180,27 +204,57 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     if label.num_classes is None or label.names != list(names):
       label.names = list(names)
 
+  # How `download_and_prepare` runs the shard tasks: `workers` processes (None: os.cpu_count(),
+  # or in process for a build of less than one shard); DownloadConfig's Beam options win.
+  workers = None
+
   def _split_generators(self, dl_manager):
-    splits = self._split_tracks(dl_manager)
-    return {name: self._generate_examples(tracks) for name, tracks in splits.items()}
+    raise NotImplementedError('AudioBuilder writes its own shards (_generate_splits)')
+
+  def _generate_splits(self, dl_manager, download_config):
+    """Writes every split's shards (see shards.py); returns their TFDS SplitInfos."""
+    splits = {name: list(tracks) for name, tracks in self._split_tracks(dl_manager).items()}
+    _check_unique_ids(splits)
+    infos, skipped = shards.write_splits(
+        self, splits, shard_s=self.builder_config.shard_s,
+        executor=self._executor(splits, download_config),
+        filename_template=lambda split: self._get_filename_template(split_name=split))
+    self._skipped += skipped
+    return infos
+
+  def _executor(self, splits, download_config):
+    if download_config.beam_options is not None or download_config.beam_runner is not None:
+      return shards.Executor(beam=True, beam_options=download_config.beam_options,
+                             beam_runner=download_config.beam_runner)
+    workers = self.workers
+    if workers is None:
+      total_s = sum(t.duration_s or 0.0 for tracks in splits.values() for t in tracks)
+      # A spawned worker starts in seconds; on a build of less than one shard it cannot pay.
+      workers = os.cpu_count() if total_s > self.builder_config.shard_s else 1
+    return shards.Executor(workers=max(1, int(workers)))
 
   def _generate_examples(self, tracks: Sequence[Track]) -> Iterator[tuple[str, dict]]:
+    """Yields (key, example) for `tracks` in order, skipping those that fail."""
+    for track in tracks:
+      yield from self._track_examples(track)
+
+  def _track_examples(self, track):
     config = self.builder_config
     rate = config.storage_rate
     record_len = int(round(config.max_record_s * rate))
-    for track in tracks:
+    with _PcmBuffer(int(TRACK_BUFFER_S * rate)) as pcm:
       try:
-        samples = self._load(track)
+        for block in self._blocks(track):
+          pcm.append(to_int16(block))
       except errors.AudioError as e:
         self._skip(track, e.reason)
-        continue
-      duration = len(samples) / rate
+        return
+      duration = pcm.size / rate
       if duration < config.min_duration_s:
         self._skip(track, f'too short: {duration:.2f} s < min_duration_s={config.min_duration_s} s')
-        continue
-      pcm = to_int16(samples)
-      for start in range(0, len(pcm), record_len):
-        chunk = pcm[start:start + record_len]
+        return
+      for k, chunk in enumerate(pcm.chunks(record_len)):
+        start = k * record_len
         # A trailing piece shorter than a second carries no usable crop; leave it out.
         if start > 0 and len(chunk) < rate:
           break
@@ -211,6 +265,7 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             'label': track.label,
             'artist_id': np.int64(track.artist_id),
             'duration_s': np.float32(duration),
+            'num_samples': np.int64(len(chunk)),
         }
 
   def _skip(self, track, reason):
@@ -222,7 +277,59 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     self._skipped = []
     result = super()._download_and_prepare(dl_manager, download_config)
     # Written into the (still incomplete) build folder, so it lands with the data or not at all.
-    skipped = sorted(self._skipped, key=lambda s: s['path'])
+    # Sorted, so it is the same whatever the executor.
+    skipped = sorted(self._skipped, key=lambda s: (s['path'], s['track_id']))
     with open(os.path.join(os.fspath(self.data_dir), SKIPPED_FILE), 'w') as f:
       json.dump(skipped, f, indent=1)
     return result
+
+
+def _check_unique_ids(splits):
+  """Two tracks with one id would interleave their records in every reader: refuse them."""
+  seen = {}
+  for split, tracks in splits.items():
+    for track in tracks:
+      if track.track_id in seen:
+        raise ValueError(f'duplicate track_id {track.track_id!r} in {seen[track.track_id]!r} '
+                         f'and {split!r}')
+      seen[track.track_id] = split
+
+
+class _PcmBuffer:
+  """One track's int16 audio: in memory up to `limit` samples, past that in a temporary file."""
+
+  def __init__(self, limit):
+    self._limit = limit
+    self._blocks = []
+    self._file = None
+    self.size = 0
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    if self._file is not None:
+      self._file.close()
+
+  def append(self, pcm):
+    self.size += len(pcm)
+    if self._file is None and self.size > self._limit:
+      self._file = tempfile.TemporaryFile()
+      for block in self._blocks:
+        self._file.write(block.tobytes())
+      self._blocks = []
+    if self._file is not None:
+      self._file.write(pcm.tobytes())
+    else:
+      self._blocks.append(pcm)
+
+  def chunks(self, length):
+    """Yields consecutive int16 pieces of `length` samples (the last may be shorter)."""
+    if self._file is None:
+      pcm = np.concatenate(self._blocks) if self._blocks else np.zeros(0, np.int16)
+      for start in range(0, len(pcm), length):
+        yield pcm[start:start + length]
+      return
+    self._file.seek(0)
+    while piece := self._file.read(2 * length):
+      yield np.frombuffer(piece, np.int16)

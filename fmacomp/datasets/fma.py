@@ -35,6 +35,7 @@ reference project's random split; each also at 22.05 and 16 kHz (`small_22k`, `s
 import contextlib
 import csv
 import dataclasses
+import functools
 import io
 import os
 import shutil
@@ -57,6 +58,8 @@ SPLIT_MODES = ('official', 'random70')
 OFFICIAL_SPLITS = {'training': 'train', 'validation': 'validation', 'test': 'test'}
 UNKNOWN = 'Unknown'
 MISSING_AUDIO = 'missing audio file'
+# Every FMA clip is about 30 s (the estimate that plans shards).
+CLIP_S = 30.0
 # One line: launchers print it as the reason of a missing or malformed manual_dir.
 MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'manual_dir must hold fma_metadata.zip (or fma_metadata/tracks.csv) and fma_<size>.zip (or '
@@ -161,14 +164,20 @@ def label_names(rows):
   return sorted({row.genre or UNKNOWN for row in rows})
 
 
-def official_split(rows, path='tracks.csv'):
-  """{'train', 'validation', 'test'} -> rows, from FMA's ('set', 'split')."""
+def official_split(rows):
+  """FMA's ('set', 'split'): ({'train', 'validation', 'test'} -> rows, rows of other values).
+
+  A value other than training / validation / test (a later FMA release, an edited csv) leaves
+  its track out of the build, listed in skipped.json, rather than stopping the build.
+  """
   splits = {name: [] for name in OFFICIAL_SPLITS.values()}
+  unknown = []
   for row in rows:
-    if row.split not in OFFICIAL_SPLITS:
-      raise _malformed(path, f'track {row.track_id}: unknown split {row.split!r}')
-    splits[OFFICIAL_SPLITS[row.split]].append(row)
-  return splits
+    if row.split in OFFICIAL_SPLITS:
+      splits[OFFICIAL_SPLITS[row.split]].append(row)
+    else:
+      unknown.append(row)
+  return splits, unknown
 
 
 def random70_split(rows, seed=0):
@@ -249,14 +258,21 @@ class AudioSource:
     path = os.path.join(self.path, _relpath(track_id))
     return path, None, os.path.isfile(path)
 
-  def extract(self, member, dest):
-    """Streams a zip member to the open binary file `dest`."""
-    with self._zip.open(member) as src:
-      shutil.copyfileobj(src, dest)
-
   def close(self):
     if self._zip is not None:
       self._zip.close()
+
+
+# Each process opens an archive once, on its first member (a ZipFile cannot be pickled to a
+# worker, and reading the central directory of fma_large for every clip would be slow).
+_open_archive = functools.lru_cache(maxsize=4)(_open_zip)
+
+
+def _extract(archive, member, dest):
+  """Streams a member of the zip `archive` to the open binary file `dest`."""
+  with _open_archive(archive).open(member) as src:
+    shutil.copyfileobj(src, dest)
+
 
 
 def _relpath(track_id):
@@ -268,8 +284,10 @@ def _relpath(track_id):
 class Fma(base.AudioBuilder):
   """FMA small / medium / large from a manual download (see the module docstring)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'Records carry num_samples; shards written by the builder; an '
+                            "unknown ('set', 'split') value is skipped, not fatal."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = _configs()
   DEFAULT_CONFIG_NAME = 'small'
@@ -303,41 +321,52 @@ class Fma(base.AudioBuilder):
     if not rows:
       raise _malformed(csv_path, f'no track of subset {config.subset!r}')
     self.set_label_names(label_names(rows))
+    unknown = []
     if config.split_mode == 'official':
-      splits = official_split(rows, csv_path)
+      splits, unknown = official_split(rows)
     else:
       splits = random70_split(rows, config.split_seed)
     self._source = AudioSource.find(manual_dir, config.subset)
+    for row in unknown:
+      self._skip(self._track(row)[0], f"unknown ('set', 'split') value {row.split!r}")
     return {name: self._tracks(split_rows) for name, split_rows in splits.items() if split_rows}
 
   def _tracks(self, rows):
     """Rows -> base.Track, skipping (and logging) those without an audio file."""
     tracks = []
     for row in sorted(rows, key=lambda r: r.track_id):
-      path, member, exists = self._source.locate(row.track_id)
-      track = base.Track(track_id=f'{row.track_id:06d}', label=row.genre or UNKNOWN,
-                         artist_id=row.artist_id, path=path, source=member)
+      track, exists = self._track(row)
       if exists:
         tracks.append(track)
       else:
         self._skip(track, MISSING_AUDIO)
     return tracks
 
-  def _load(self, track):
+  def _track(self, row):
+    """(base.Track of a row, whether its clip exists); a zip member's source is (zip, member)."""
+    path, member, exists = self._source.locate(row.track_id)
+    source = (self._source.path, member) if member else None
+    return base.Track(track_id=f'{row.track_id:06d}', label=row.genre or UNKNOWN,
+                      artist_id=row.artist_id, path=path, source=source,
+                      duration_s=CLIP_S), exists
+
+  def _blocks(self, track):
     if track.source is None:
-      return super()._load(track)
+      yield from super()._blocks(track)
+      return
     # libsndfile reads files, not zip members: stream the member to a temporary file.
+    archive, member = track.source
     with tempfile.NamedTemporaryFile(suffix='.mp3') as tmp:
       try:
-        self._source.extract(track.source, tmp)
+        _extract(archive, member, tmp)
       except (zipfile.BadZipFile, OSError, EOFError) as e:
         raise errors.AudioError(track.path, f'cannot read the zip member ({e})') from e
       tmp.flush()
       try:
-        samples, _ = audio.read_audio(tmp.name, sample_rate=self.builder_config.storage_rate)
+        yield from audio.stream_blocks(tmp.name, block_s=base.BLOCK_S,
+                                       sample_rate=self.builder_config.storage_rate)
       except errors.AudioError as e:
         raise errors.AudioError(track.path, e.reason.replace(tmp.name, track.path)) from e
-    return samples
 
   def _download_and_prepare(self, dl_manager, download_config=None):
     try:
@@ -346,6 +375,7 @@ class Fma(base.AudioBuilder):
       if self._source is not None:
         self._source.close()
         self._source = None
+      _open_archive.cache_clear()
 
 
 def _manual_dir(dl_manager):

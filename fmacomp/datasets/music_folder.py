@@ -38,7 +38,9 @@ import re
 
 import tensorflow_datasets as tfds
 
+from fmacomp import audio
 from fmacomp.datasets import base
+from fmacomp.datasets import shards
 from fmacomp import errors
 
 SPLITS_FILE = 'splits.json'
@@ -175,8 +177,9 @@ def read_splits_file(path):
 class MusicFolder(base.AudioBuilder, skip_registration=True):
   """Any folder of music; configs come from `config_for_folder`, not a fixed list."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'First release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'First release.',
+                   '1.1.0': 'Records carry num_samples; shards written by the builder.'}
   BUILDER_CONFIG_CLASS = MusicFolderConfig
   MANUAL_DOWNLOAD_INSTRUCTIONS = (
       'Pass the folder of music as --manual_dir (labels from its first-level sub-folders, '
@@ -218,8 +221,9 @@ class MusicFolder(base.AudioBuilder, skip_registration=True):
     self.set_label_names(sorted(set(labels.values())))
     splits = {}
     for rel in sorted(assigned):
-      splits.setdefault(assigned[rel], []).append(
-          base.Track(track_id=rel, label=labels[rel], path=os.path.join(folder, rel)))
+      path = os.path.join(folder, rel)
+      splits.setdefault(assigned[rel], []).append(base.Track(
+          track_id=rel, label=labels[rel], path=path, duration_s=_header_duration(path)))
     self._listed = {split: splits[split] for split in SPLIT_NAMES if split in splits}
     return self._listed
 
@@ -227,11 +231,9 @@ class MusicFolder(base.AudioBuilder, skip_registration=True):
     config = self.builder_config
     try:
       result = super()._download_and_prepare(dl_manager, download_config)
-    except AssertionError as e:
-      # TFDS refuses to write a split whose every track was skipped; say which folder it is.
-      if 'No examples were yielded' not in str(e):
-        raise
-      raise errors.InputError(config.folder, f'no usable audio in a split ({e}); '
+    except shards.EmptySplitError as e:
+      # A split whose every track was skipped cannot be written; say which folder it is.
+      raise errors.InputError(config.folder, f'no usable audio in split {e.path!r}; '
                               'the skipped files are logged above') from e
     # The build is named after the content hash taken before it read the files; a folder edited
     # meanwhile would leave a build whose name lies about what it holds.
@@ -267,6 +269,14 @@ class MusicFolder(base.AudioBuilder, skip_registration=True):
     identity.update(folder=config.folder, content_sha256=config.content_sha256,
                     splits_sha256=manifest.get('splits_sha256'), files=manifest.get('splits'))
     return identity
+
+
+def _header_duration(path):
+  """The duration a file's header declares (plans shards only); None when it does not open."""
+  try:
+    return audio.audio_info(path).duration_s
+  except errors.AudioError:
+    return None
 
 
 def _check_folder(folder):

@@ -176,7 +176,10 @@ def iterator_restore_args(iterator):
 
 
 def _scan_tracks(source):
-  """[(track_id, label, [record indices in offset order], storage samples)], sorted by id."""
+  """[(track_id, label, [record indices in offset order], storage samples)], sorted by id.
+
+  Lengths come from each record's `num_samples`: `source` may skip decoding the audio.
+  """
   found = {}
   for lo in range(0, len(source), _SCAN_BATCH):
     keys = list(range(lo, min(lo + _SCAN_BATCH, len(source))))
@@ -185,14 +188,14 @@ def _scan_tracks(source):
       track_id = track_id.decode() if isinstance(track_id, bytes) else str(track_id)
       entry = found.setdefault(track_id, [int(record['label']), [], 0])
       entry[1].append((float(record['offset_s']), i))
-      entry[2] += len(record['audio'])
+      entry[2] += int(record['num_samples'])
   return [(t, label, [i for _, i in sorted(parts)], samples)
           for t, (label, parts, samples) in sorted(found.items())]
 
 
 def _tracks(builder, split):
   """The tracks of a split, scanned once per process (evaluation runs many times a training)."""
-  source = builder.as_data_source(split=split)
+  source = base.metadata_source(builder, split)
   key = (os.fspath(builder.data_dir), split, len(source))
   if key not in _TRACKS:
     _TRACKS[key] = _scan_tracks(source)

@@ -1,8 +1,8 @@
 """What a prepared dataset holds: examples and hours per split and per label, and what was skipped.
 
 `launch/prepare.py` prints `format_summary(summarize(builder))`. Hours are counted from the stored
-records themselves (samples / storage rate), not from metadata, so the table says what the input
-pipeline will actually see.
+records themselves (each record's `num_samples` / storage rate, the audio left undecoded), not
+from the builder's estimates, so the table says what the input pipeline will actually see.
 """
 
 import collections
@@ -21,7 +21,7 @@ def _split_counts(source, label_names, rate):
   total_samples = 0
   for start in range(0, len(source), _READ_BATCH):
     for record in source.__getitems__(list(range(start, min(start + _READ_BATCH, len(source))))):
-      samples = len(record['audio'])  # int16 [samples]
+      samples = int(record['num_samples'])
       total_samples += samples
       tracks.add(record['track_id'])
       entry = labels[label_names[int(record['label'])]]
@@ -48,7 +48,7 @@ def summarize(builder):
   """
   rate = int(builder.info.metadata['sample_rate'])
   label_names = builder.info.features['label'].names
-  sources = builder.as_data_source()
+  sources = {split: base.metadata_source(builder, split) for split in builder.info.splits}
   order = sorted(sources, key=lambda s: (_SPLIT_ORDER.get(s, len(_SPLIT_ORDER)), s))
   splits = {name: _split_counts(sources[name], label_names, rate) for name in order}
   labels = collections.defaultdict(lambda: {'examples': 0, 'hours': 0.0})

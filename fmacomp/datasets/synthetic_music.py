@@ -248,8 +248,9 @@ def compose_track(seed, style_index, index, track_s):
 class SyntheticMusic(base.AudioBuilder):
   """Procedurally rendered music in 8 styles (see the module docstring)."""
 
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Initial release.'}
+  VERSION = tfds.core.Version('1.1.0')
+  RELEASE_NOTES = {'1.0.0': 'Initial release.',
+                   '1.1.0': 'Records carry num_samples; shards written by the builder.'}
   BUILDER_CONFIGS = _configs()
   DESCRIPTION = DESCRIPTION
 
@@ -265,9 +266,10 @@ class SyntheticMusic(base.AudioBuilder):
         song = compose_track(config.seed, s, k, config.track_s)
         splits[split_of(k, config.tracks_per_style)].append(base.Track(
             track_id=f'{style.name}_{k:03d}', label=style.name,
-            artist_id=int(first_artist[s] + song.preset), source=song))
+            artist_id=int(first_artist[s] + song.preset), source=song,
+            duration_s=config.track_s))
     return splits
 
-  def _load(self, track):
-    """Renders the track (composed in `_split_tracks`) at the storage rate."""
-    return synth.render(track.source, self.builder_config.storage_rate)
+  def _blocks(self, track):
+    """Renders the track (composed in `_split_tracks`) at the storage rate, as one block."""
+    yield synth.render(track.source, self.builder_config.storage_rate)

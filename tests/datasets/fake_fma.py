@@ -2,12 +2,14 @@
 
   manual_dir = fake_fma.write_fake_fma(tmp_path)               # fma_metadata/, fma_small/
   manual_dir = fake_fma.write_fake_fma(tmp_path, zipped=True)  # fma_metadata.zip, fma_small.zip
+  manual_dir = fake_fma.write_fake_fma(tmp_path, extra=fake_fma.more_tracks(24))  # a few dozen
 
 `TRACKS` is the ground truth the tests compare a build with: all three subsets and splits (only
 the small clips have audio, as in fma_small), MP3s at 44.1 / 48 / 22.05 / 32 kHz, mono and
 stereo, tones and noise of 1.5-2.5 s, one track without a top genre, and the bad ones a build
 must skip: an empty file, a text file named .mp3, a truncated MP3, a 0.4 s clip and a track
-with no file at all. Use `min_duration_s` around 1 s with it.
+with no file at all. Use `min_duration_s` around 1 s with it. The zips compress their members
+with bzip2, as FMA's do.
 """
 
 import csv
@@ -89,6 +91,20 @@ TRACKS = (
 )
 
 
+def more_tracks(n, unknown_split=True):
+  """`n` more good small clips (ids from 200000, every split, rates and channels mixed), and
+  with `unknown_split` one clip whose ('set', 'split') is a value FMA does not define."""
+  rates = (44100, 48000, 22050, 32000)
+  splits = ('training',) * 6 + ('validation', 'test')
+  extra = [FakeTrack(200000 + i, _S, splits[i % len(splits)], ('Rock', 'Electronic', '')[i % 3],
+                     100 + i % 5, rate=rates[i % 4], channels=1 + i % 2,
+                     seconds=1.5 + 0.25 * (i % 5), freq=(0 if i % 4 == 3 else 300 + 20 * i))
+           for i in range(n)]
+  if unknown_split:
+    extra.append(FakeTrack(299999, _S, 'holdout', 'Rock', 99, rate=44100))
+  return extra
+
+
 def tracks(subset='small', kinds=None):
   """The fake tracks of `subset` (FMA's nesting: medium holds small), optionally by kind."""
   sizes = ('small', 'medium', 'large')
@@ -163,27 +179,28 @@ def write_tracks_csv(path, rows=TRACKS):
 def _zip_folder(folder, zip_path):
   """Zips `folder` as FMA does: members under the folder's own name."""
   parent = os.path.dirname(folder)
-  with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_DEFLATED) as z:
+  with zipfile.ZipFile(zip_path, 'w', zipfile.ZIP_BZIP2) as z:
     for dirpath, _, files in sorted(os.walk(folder)):
       for name in sorted(files):
         path = os.path.join(dirpath, name)
         z.write(path, os.path.relpath(path, parent))
 
 
-def write_fake_fma(root, zipped=False):
+def write_fake_fma(root, zipped=False, extra=()):
   """Writes the fake download under `root`; returns the manual_dir.
 
   Args:
     root: an existing folder; the manual_dir is `root/fma`.
     zipped: write fma_metadata.zip and fma_small.zip instead of the extracted folders.
+    extra: more small `FakeTrack`s (e.g. `more_tracks(n)`), in tracks.csv and with clips.
   """
   manual_dir = os.path.join(os.fspath(root), 'fma')
   metadata = os.path.join(manual_dir, 'fma_metadata')
   small = os.path.join(manual_dir, 'fma_small')
-  write_tracks_csv(os.path.join(metadata, 'tracks.csv'))
+  write_tracks_csv(os.path.join(metadata, 'tracks.csv'), TRACKS + tuple(extra))
   with open(os.path.join(metadata, 'README.txt'), 'w') as f:
     f.write('Fake FMA metadata for tests.\n')
-  for track in tracks('small'):
+  for track in tracks('small') + list(extra):
     if track.kind != 'missing':
       _write_clip(track, os.path.join(small, track.name[:3], track.name + '.mp3'))
   with open(os.path.join(small, 'README.txt'), 'w') as f:

@@ -242,7 +242,7 @@ def test_tfds_build_command(tmp_path):
           f'--manual_dir={manual_dir}', f'--data_dir={tmp_path / "data"}',
           '--file_format=array_record']
   cli_utils.make_flags_parser(build.Args, 'tfds build')(argv).execute()
-  data_dir = tmp_path / 'data' / 'fma' / 'small_cli' / '1.0.0'
+  data_dir = tmp_path / 'data' / 'fma' / 'small_cli' / str(fma.Fma.VERSION)
   assert {s['track_id'] for s in base.read_skipped(data_dir)} == BAD_IDS
   builder = tfds.builder_from_directory(str(data_dir))
   assert builder.info.splits['train'].num_examples == 6

@@ -235,7 +235,7 @@ def test_data_identity_lists_the_stored_files_and_the_hashes(tmp_path):
   assert identity == {
       'dataset': 'music_folder',
       'config': builder.builder_config.name,
-      'version': '1.0.0',
+      'version': '1.1.0',
       'data_dir': os.path.abspath(builder.data_dir),
       'storage_rate': RATE,
       'examples': {'train': 2, 'validation': 1},

@@ -57,8 +57,8 @@ class TinyTones(base.AudioBuilder, skip_registration=True):
                     for n, label, duration in tracks]
             for split, tracks in TRACKS.items()}
 
-  def _load(self, track):
-    return render(track.source, self.builder_config.storage_rate)
+  def _blocks(self, track):
+    yield render(track.source, self.builder_config.storage_rate)
 
 
 def build(data_dir):

@@ -50,7 +50,7 @@ def test_prepare_prints_the_table_then_reuses_the_build(tmp_path, music):
   assert ['folk', '1', '1', '0', '2', f'{11 / 3600:.3f}'] in rows
   assert ['skipped', '1', 'file(s)'] in rows
   assert 'short.wav' in first.stdout and 'too short' in first.stdout
-  records = sorted(data.glob('music_folder/*_16k/1.0.0/*.array_record*'))
+  records = sorted(data.glob('music_folder/*_16k/1.1.0/*.array_record*'))
   assert len(records) == 3
   mtimes = [r.stat().st_mtime_ns for r in records]
 
