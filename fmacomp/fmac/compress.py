@@ -15,6 +15,10 @@ whole coding agree up to float rounding, at a cost of 2c frames of symbols per s
 at 20 s chunks). Every chunk owns at least c frames, so the decoder needs no chunk size: the
 first and last chunks have context on one side only, all others on both.
 
+A chunk's symbols become one stream per channel through `Codec.encode_stream`: the model
+family's own coder (a factorised prior's tables for conv_codec, byte for byte as before; a
+hyperprior's side and main symbols in one ANS stream for stft_codec).
+
 `encode_array` and `decode_bytes` do the same in memory (the Python API, `fmacomp.fmac.api`):
 the bytes are those `encode_file` writes, and the audio what `decode_file` writes before its
 output's quantisation.
@@ -39,7 +43,6 @@ from fmacomp import errors
 from fmacomp import files
 from fmacomp.fmac import file_format as fmac
 from fmacomp.fmac import model_store
-from fmacomp.models import bottleneck
 
 CHUNK_S = 20.0  # seconds of audio per chunk (model rate)
 MAX_CHUNK_S = 120.0  # the decoder refuses longer chunks (bounds its memory on forged files)
@@ -124,7 +127,7 @@ class _Encoder:
     symbols = self.codec.to_symbols(x)  # [channels, window, C]
     first = self.c + self.e - left
     symbols = symbols[:, first:first + left + (b - a) + right]
-    streams = tuple(bottleneck.encode_symbols(s, self.codec.tables) for s in symbols)
+    streams = tuple(self.codec.encode_stream(s) for s in symbols)
     self.chunks.append(fmac.Chunk(symbols.shape[1], streams))
 
 
@@ -165,8 +168,9 @@ def encode_file(in_path, out_path, codec, chunk_s=CHUNK_S):
     `Result` (duration of the original, bytes of the file).
 
   Raises:
-    errors.AudioError / InputError: unreadable or empty audio, audio shorter than one latent
-      frame, more channels than the format holds, an output path that is a directory.
+    errors.AudioError / InputError: unreadable or empty audio, audio shorter than the codec
+      codes (`Codec.min_samples`: one frame for the older families), more channels than the
+      format holds, an output path that is a directory.
   """
   in_path, out_path = os.fspath(in_path), os.fspath(out_path)
   if os.path.isdir(out_path):
@@ -219,7 +223,7 @@ def _encode_blocks(blocks, sample_rate, channels, codec, name, duration_s, chunk
       encoder.push(_to_coded(x, stereo_mode))
     _progress('encoded', samples / sample_rate, duration_s, state)
   chunks, model_samples, frames = encoder.finish()
-  if model_samples < codec.hop:
+  if model_samples < codec.min_samples:
     raise errors.InputError(name, (
         f'too short: {samples} samples, less than one latent frame ({codec.hop} samples at '
         f'{codec.sample_rate} Hz)'))
@@ -301,8 +305,7 @@ def read_symbols(in_path, codec):
   fmac.check_model(header, in_path, codec.point.model, codec.model_hash)
   parts = []
   for (own, left), chunk in zip(_layout(header, chunks, codec, in_path), chunks):
-    parts.append(np.stack([bottleneck.decode_symbols(
-        s, codec.tables, (chunk.frames, codec.latent_channels), in_path)[left:left + own]
+    parts.append(np.stack([codec.decode_stream(s, chunk.frames, in_path)[left:left + own]
                            for s in chunk.streams]))
   return np.concatenate(parts, axis=1)
 
@@ -315,8 +318,8 @@ def decode_chunks(header, chunks, codec, path):
   for (own, left), chunk in zip(layout, chunks):
     symbols = np.zeros((header.channels, window, codec.latent_channels), np.int32)
     for i, stream in enumerate(chunk.streams):
-      symbols[i, c - left:c - left + chunk.frames] = bottleneck.decode_symbols(
-          stream, codec.tables, (chunk.frames, codec.latent_channels), path)
+      symbols[i, c - left:c - left + chunk.frames] = codec.decode_stream(stream, chunk.frames,
+                                                                         path)
     yield codec.from_symbols(symbols)[:, c * codec.hop:(c + own) * codec.hop]
 
 

@@ -4,7 +4,13 @@
 workdir) or any training workdir. A model has one or more operating points: a workdir is one;
 a sweep workdir (`sweep/<run>/`, `fmacomp.training.sweep`) has one per finished run, ordered by
 bitrate.
-Each operating point is a best checkpoint; `load(point)` returns a `Codec` ready to code.
+Each operating point is a best checkpoint; `load(point)` returns a `Codec` ready to code. A
+rate-conditioned model (`models.RATE_CONDITIONED`: one network, `num_points` bitrates) has one
+operating point per point of its model, all in one workdir; its index is the model's `point`.
+
+How symbols become stream bytes belongs to the model family: a model with `stream_coding()`
+(e.g. the hyperprior of `stft_codec`) brings its own tables and coder; any other codec codes with
+its bottleneck's factorised tables (`BottleneckCoding`), byte for byte as it always has.
 
 Integer CDF tables (DESIGN.md: the checkpoint carries everything decoding needs) live in the
 checkpoint's step folder, `checkpoints/best/<step>/cdf_tables.npz`, with the params checksum they
@@ -54,8 +60,8 @@ class OperatingPoint:
   kbps: float
 
 
-def _best_kbps(workdir):
-  """kbps_estimated of the validation record at the best (lowest loss) evaluation; nan if none."""
+def _best_kbps(workdir, key='kbps_estimated'):
+  """`key` of the validation record at the best (lowest loss) evaluation; nan if none."""
   best = None
   path = os.path.join(workdir, 'metrics.jsonl')
   if os.path.exists(path):
@@ -65,7 +71,7 @@ def _best_kbps(workdir):
         if record.get('split') == 'validation' and (best is None or
                                                      record['loss'] <= best['loss']):
           best = record
-  return float(best.get('kbps_estimated', 'nan')) if best else float('nan')
+  return float(best.get(key, 'nan')) if best else float('nan')
 
 
 def operating_points(spec):
@@ -92,6 +98,10 @@ def operating_points(spec):
     raise errors.InputError(spec, f'model {config.model.name!r} is not a codec '
                                   f'(codecs: {", ".join(models.CODECS)})')
   name = name or config.model.name
+  if config.model.name in models.RATE_CONDITIONED:  # every point of one network (no sweeps)
+    points = [OperatingPoint(name, i, root, _best_kbps(root, f'kbps_estimated_p{i}'))
+              for i in range(config.model.num_points)]
+    return sorted(points, key=lambda p: (np.nan_to_num(p.kbps), p.index))
   points = sorted(((_best_kbps(w), w) for w in workdirs), key=lambda p: (np.nan_to_num(p[0]), p[1]))
   return [OperatingPoint(name, i, w, kbps) for i, (kbps, w) in enumerate(points)]
 
@@ -114,9 +124,33 @@ def _step_dir(workdir, step):
   raise errors.InputError(workdir, f'checkpoint step {step} has no folder')
 
 
+class BottleneckCoding:
+  """The stream coder of codecs with a factorised `Bottleneck` (conv_codec, quantised_ae):
+  one ANS stream of int symbols [frames, C] under integer tables {'cdf': int32 [C, 2L + 2]}."""
+
+  def __init__(self, model):
+    self.model = model
+
+  def freeze(self, variables):
+    return bottleneck.cdf_tables(self.model.make_bottleneck(),
+                                 {'params': variables['params']['bottleneck']})
+
+  check = staticmethod(bottleneck.check_tables)
+  encode = staticmethod(bottleneck.encode_symbols)
+  decode = staticmethod(bottleneck.decode_symbols)
+  bits = staticmethod(bottleneck.table_bits)
+
+
+def stream_coding(model):
+  """The model family's stream coder: freeze(variables) -> tables, check(tables),
+  encode(symbols, tables) -> bytes, decode(bytes, tables, shape, path), bits(symbols, tables)."""
+  if hasattr(model, 'stream_coding'):
+    return model.stream_coding()
+  return BottleneckCoding(model)
+
+
 def _freeze_tables(model, variables):
-  return bottleneck.cdf_tables(model.make_bottleneck(),
-                               {'params': variables['params']['bottleneck']})
+  return stream_coding(model).freeze(variables)
 
 
 def export_tables(workdir):
@@ -126,8 +160,7 @@ def export_tables(workdir):
   tables = _freeze_tables(model, variables)
   with files.atomic_path(path) as tmp:
     with open(tmp, 'wb') as f:
-      np.savez(f, cdf=tables['cdf'],
-               params_checksum=checkpointing.params_checksum(variables['params']))
+      np.savez(f, **tables, params_checksum=checkpointing.params_checksum(variables['params']))
   return path
 
 
@@ -149,9 +182,9 @@ def _tables(workdir, step, model, variables, checksum):
   with np.load(path) as stored:
     if str(stored['params_checksum']) != checksum:
       raise errors.InputError(path, 'CDF tables were frozen from other weights')
-    tables = {'cdf': stored['cdf']}
+    tables = {k: stored[k] for k in stored.files if k != 'params_checksum'}
   try:
-    bottleneck.check_tables(tables)
+    stream_coding(model).check(tables)
   except ValueError as e:
     raise errors.InputError(path, str(e)) from None
   return tables
@@ -162,12 +195,16 @@ class Codec:
 
   Attributes:
     point: the `OperatingPoint`.
-    model: the `ConvCodec` module.
-    sample_rate, hop, latent_channels: the model's.
+    model: the codec module (`ConvCodec`, `StftCodec`, ...).
+    sample_rate, hop: the model's.
+    latent_channels: symbols per frame as stored (the model's `symbol_channels` if it has
+      them: a hyperprior's side symbols are stored beside the latent's).
+    min_samples: the shortest audio it codes (a rate-conditioned family: any length; older
+      families keep their refusal of less than one frame).
     encoder_frames: context the encoder needs either side of a chunk, in frames.
     decoder_frames: context the decoder needs (symbols stored twice at chunk boundaries).
     model_hash: the 16 bytes a header carries (`codec.weights_hash` of the params checksum).
-    tables: {'cdf': int32 [C, 2L + 2]}.
+    tables: the family's integer tables ({'cdf': int32 [C, 2L + 2]} for a factorised prior).
   """
 
   def __init__(self, point):
@@ -176,19 +213,23 @@ class Codec:
     checksum = checkpointing.params_checksum(self.variables['params'])
     self.model_hash = fmac.weights_hash(checksum)
     self.tables = _tables(point.workdir, step, self.model, self.variables, checksum)
+    self.coding = stream_coding(self.model)
     self.sample_rate, self.hop = int(self.model.sample_rate), self.model.hop
-    self.latent_channels = self.model.latent_channels
+    self.latent_channels = getattr(self.model, 'symbol_channels', self.model.latent_channels)
+    self.min_samples = 1 if hasattr(self.model, 'stream_coding') else self.hop
+    # A rate-conditioned model codes at its point: the index the header carries.
+    self._point = {'point': point.index} if hasattr(self.model, 'num_points') else {}
     encoder_samples, self.decoder_frames = self.model.context()
     self.encoder_frames = -(-encoder_samples // self.hop)
     self._variables = jax.device_put(self.variables)
 
   @functools.partial(jax.jit, static_argnums=0)
   def _to_symbols(self, variables, x):
-    return self.model.apply(variables, x, method='to_symbols')
+    return self.model.apply(variables, x, method='to_symbols', **self._point)
 
   @functools.partial(jax.jit, static_argnums=0)
   def _from_symbols(self, variables, symbols):
-    return self.model.apply(variables, symbols, method='from_symbols')
+    return self.model.apply(variables, symbols, method='from_symbols', **self._point)
 
   def to_symbols(self, x):
     """Audio [B, frames * hop] at the model rate -> int32 symbols [B, frames, C] (numpy)."""
@@ -198,8 +239,20 @@ class Codec:
     """int symbols [B, frames, C] -> float32 audio [B, frames * hop] (numpy)."""
     return np.asarray(self._from_symbols(self._variables, jnp.asarray(symbols, jnp.int32)))
 
+  def encode_stream(self, symbols):
+    """int symbols [frames, latent_channels] -> the bytes of one stream."""
+    return self.coding.encode(symbols, self.tables)
+
+  def decode_stream(self, data, frames, path='payload'):
+    """bytes of one stream -> int32 symbols [frames, latent_channels]; InputError if corrupt."""
+    return self.coding.decode(data, self.tables, (frames, self.latent_channels), path)
+
   def estimated_bits(self, symbols):
-    """The float prior's bits for int symbols [..., C] (what training called the rate)."""
+    """The float prior's bits for int symbols [..., C] (what training called the rate); a
+    family with its own coder: its integer tables' bits, per [frames, C] stream."""
+    if hasattr(self.model, 'stream_coding'):
+      streams = np.asarray(symbols).reshape((-1,) + np.shape(symbols)[-2:])
+      return sum(self.coding.bits(s, self.tables) for s in streams)
     y = jnp.asarray(symbols, jnp.float32)[None]
     bits = self.model.apply(self.variables, y, method=lambda m, v: m.bottleneck.bits(v))
     return float(bits[0])

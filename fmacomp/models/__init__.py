@@ -3,6 +3,9 @@
   'freq_ae'     STFT autoencoder (8 kHz input), `fmacomp.models.freq_ae.FreqAE`
   'time_ae'     waveform autoencoder (44.1 kHz input), `fmacomp.models.time_ae.TimeAE`
   'classifier'  genre head on an encoder's latent or on log-mel, `...classifier.Classifier`
+  'conv_codec'  strided waveform codec, `...conv_codec.ConvCodec`
+  'stft_codec'  full-band frame-rate codec with a hyperprior and several bitrates,
+                `...stft_codec.StftCodec`
 
 Every autoencoder (`AUTOENCODERS`) exposes `encode(x) -> z` (audio [B, T] -> latent
 [B, frames, channels]), `decode(z, length=None) -> audio [B, T]` and `__call__(x, train)` ->
@@ -27,10 +30,14 @@ _MODELS = {
     'classifier': ('fmacomp.models.classifier', 'Classifier'),
     'conv_codec': ('fmacomp.models.conv_codec', 'ConvCodec'),
     'quantised_ae': ('fmacomp.models.quantised_ae', 'QuantisedAE'),
+    'stft_codec': ('fmacomp.models.stft_codec', 'StftCodec'),
 }
 AUTOENCODERS = ('freq_ae', 'time_ae')
 # Models with a bottleneck and an entropy model: they train with a rate term and write .fmac.
-CODECS = ('conv_codec', 'quantised_ae')
+CODECS = ('conv_codec', 'quantised_ae', 'stft_codec')
+# Codecs with several operating points in one model (a `point` argument, `num_points` of them):
+# a workdir holds them all; they code their own streams (`model.stream_coding()`).
+RATE_CONDITIONED = ('stft_codec',)
 
 
 def model_class(name):

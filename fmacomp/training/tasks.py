@@ -9,7 +9,8 @@
 
 Autoencoders minimise MSE in their own domain (STFT for freq_ae, normalised audio for time_ae)
 and report the seed spectral RMSE of their decoded audio; codecs minimise distortion + lambda x
-estimated kbps (`configs/codec.py`) and report kbps and the pinned mel distance; the classifier
+estimated kbps (`configs/codec.py`) and report kbps and the pinned mel distance (a
+rate-conditioned codec, `configs/stft_codec.py`, per operating point); the classifier
 minimises cross-entropy and reports accuracy. Validation never touches the test split.
 """
 
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fmacomp import audio
 from fmacomp.datasets import pipeline
 from fmacomp import errors
 from fmacomp import losses
@@ -37,6 +39,8 @@ def make_task(config, builder):
     return AutoencoderTask(config, builder)
   if name == 'classifier':
     return ClassifierTask(config, builder)
+  if name in models.RATE_CONDITIONED:
+    return RateConditionedCodecTask(config, builder)
   if name in models.CODECS:
     return CodecTask(config, builder)
   raise errors.InputError('config.model.name', f'unknown model {name!r}')
@@ -300,3 +304,89 @@ def _codec_eval(model, loss_config, sample_rate, variables, batch):
   """Per-example loss parts and the decoded audio, through rounded symbols (the coder's path)."""
   out = model.apply(variables, batch['audio'], train=False)
   return _codec_terms(loss_config, sample_rate, out, batch['audio'].shape[-1]), out['prediction']
+
+
+def complex_stft_loss(x, y, n_fft, hop, power=0.3):
+  """mean |c(Y) - c(X)|^2 with c(X) = |X|^power e^(i arg X) (the compressed complex spectrum of
+  MP-SENet and APCodec): phase counts, weighted by a compressed magnitude. (..., T) -> scalar."""
+  def compress(spec):
+    scale = (jnp.real(spec)**2 + jnp.imag(spec)**2 + 1e-12)**((power - 1) / 2)
+    return jnp.real(spec) * scale, jnp.imag(spec) * scale
+  (xr, xi), (yr, yi) = compress(audio.stft(x, n_fft, hop)), compress(audio.stft(y, n_fft, hop))
+  return jnp.mean(jnp.square(yr - xr) + jnp.square(yi - xi))
+
+
+class RateConditionedCodecTask(CodecTask):
+  """One codec, several bitrates (`configs/stft_codec.py`): each example trains at an operating
+  point p drawn uniformly, with rate weight `loss.lmbdas[p]`; validation runs every point
+  through rounded symbols and reports `<part>_p<p>`, `kbps_estimated_p<p>`, `mel_distance_p<p>`
+  and, as `loss`, the mean over points of distortion + lmbdas[p] x kbps."""
+
+  def __init__(self, config, builder):
+    del builder
+    self.config = config
+    self.model = models.get_model(config.model.name, **model_kwargs(config.model))
+    if len(config.loss.lmbdas) != self.model.num_points:
+      raise errors.InputError('config.loss.lmbdas', f'{len(config.loss.lmbdas)} values for '
+                                                    f'{self.model.num_points} operating points')
+    self.crop_len = int(round(config.crop_s * config.sample_rate))
+    self.loss = functools.partial(_rate_codec_loss, self.model, config.loss, config.sample_rate)
+    self._eval_step = jax.jit(functools.partial(_rate_codec_eval, self.model, config.loss,
+                                                config.sample_rate))
+
+  def load_pretrained(self, state, shardings):
+    del shardings
+    return state
+
+  def evaluate(self, state, builder, mesh, config):
+    variables = {'params': state.params, **state.non_trainable}
+    totals, count, mel = {}, 0, {}
+    for batch in _eval_batches(config, builder, mesh):
+      mask, audio_np = _gather(batch['mask']), _gather(batch['audio'])
+      count += int(mask.sum())
+      for p in range(self.model.num_points):
+        parts, audio_hat = self._eval_step(variables, batch, jnp.int32(p))
+        for k, v in parts.items():
+          totals[f'{k}_p{p}'] = totals.get(f'{k}_p{p}', 0.0) + float(_gather(v)[mask].sum())
+        mel.setdefault(p, []).extend(metrics_lib.mel_distance(a, b, config.sample_rate) for a, b, m
+                                     in zip(audio_np, _gather(audio_hat), mask) if m)
+    result = {k: v / max(count, 1) for k, v in totals.items()}
+    for p in range(self.model.num_points):
+      result[f'mel_distance_p{p}'] = float(np.mean(mel[p])) if mel.get(p) else float('nan')
+    points = range(self.model.num_points)
+    result.update(loss=float(np.mean([result.get(f'loss_p{p}', np.nan) for p in points])),
+                  examples=count)
+    return result
+
+
+def _rate_codec_terms(loss_config, sample_rate, model, out, length):
+  """Per-example loss parts [B] at each example's operating point `out['point']`."""
+  x, y = out['target'], out['prediction']
+  terms = {'mel_loss': (loss_config.mel,
+                        lambda a, b: losses.multiscale_mel_loss(a, b, sample_rate)),
+           'stft_loss': (loss_config.stft, losses.multi_resolution_stft_loss),
+           'complex_loss': (loss_config.complex,
+                            lambda a, b: complex_stft_loss(a, b, model.n_fft, model.hop))}
+  parts = {k: jax.vmap(fn)(x, y) for k, (weight, fn) in terms.items() if weight}
+  distortion = sum(terms[k][0] * v for k, v in parts.items())
+  kbps = out['bits'] * sample_rate / length / 1000  # [B]
+  lmbda = jnp.asarray(loss_config.lmbdas, jnp.float32)[out['point']]
+  parts.update(distortion=distortion, kbps_estimated=kbps, loss=distortion + lmbda * kbps)
+  return parts
+
+
+def _rate_codec_loss(model, loss_config, sample_rate, params, non_trainable, batch, rng):
+  noise, draw = jax.random.split(rng)
+  point = jax.random.randint(draw, batch['audio'].shape[:1], 0, model.num_points)
+  out = model.apply({'params': params, **non_trainable}, batch['audio'], train=True,
+                    point=point, rngs={'noise': noise})
+  parts = _rate_codec_terms(loss_config, sample_rate, model, out, batch['audio'].shape[-1])
+  parts = {k: jnp.mean(v) for k, v in parts.items()}
+  return parts.pop('loss'), parts
+
+
+def _rate_codec_eval(model, loss_config, sample_rate, variables, batch, point):
+  """Per-example loss parts and decoded audio at operating point `point`, rounded symbols."""
+  out = model.apply(variables, batch['audio'], train=False, point=point)
+  parts = _rate_codec_terms(loss_config, sample_rate, model, out, batch['audio'].shape[-1])
+  return parts, out['prediction']
