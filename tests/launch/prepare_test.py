@@ -96,3 +96,19 @@ def test_errors_are_one_line_and_exit_2(tmp_path, case):
               'no_audio': str(empty), 'missing_folder': str(tmp_path / 'nope')}[case]
   assert lines[0].startswith(f'fmacomp: error: {expected}: ')
   assert not (tmp_path / 'data').exists()  # nothing half-built
+
+
+def test_workers_write_the_same_build(tmp_path, music):
+  """--workers=2 (a spawn pool, one task per shard) prints and stores what one process does."""
+  builds = {}
+  for workers in (1, 2):
+    data = tmp_path / f'data{workers}'
+    result = run_prepare('--dataset=music_folder/16k', f'--manual_dir={music}',
+                         f'--data_dir={data}', f'--workers={workers}')
+    assert result.returncode == 0, result.stderr
+    files = sorted(data.glob('music_folder/*_16k/1.1.0/*'))
+    builds[workers] = (result.stdout.replace(str(data), 'DATA'),
+                       {f.name: f.read_bytes() for f in files
+                        if '.array_record' in f.name or f.name == 'skipped.json'})
+  assert builds[1] == builds[2]
+  assert len([n for n in builds[2][1] if '.array_record' in n]) == 3
