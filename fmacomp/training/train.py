@@ -95,7 +95,8 @@ def _prepare_data(config):
   """Process 0 builds the dataset on first use; the others wait at a barrier."""
   kwargs = dict(data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
   if jax.process_index() == 0:
-    datasets.prepare(config.data.name, **kwargs)
+    # Old configs (shipped models') have no `workers`: the machine's cores, as prepare's default.
+    datasets.prepare(config.data.name, workers=config.data.get('workers') or None, **kwargs)
   multihost_utils.sync_global_devices('fmacomp:prepare_data')
   return datasets.get_builder(config.data.name, **kwargs)
 
