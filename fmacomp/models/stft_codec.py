@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fmacomp.models import hyperprior as hyperprior_lib
+from fmacomp.models import hyperprior_coder
 
 MAG_FLOOR = 1e-3  # |X| where features fade: 16-bit noise gives |X| ~ 5e-4 at n_fft 2048
 MAX_LOG_MAG = 9.0  # exp(9) = 8103 > the largest |X| of full-scale audio (n_fft / 2 = 1024)
@@ -204,7 +205,7 @@ class StftCodec(nn.Module):
   @nn.nowrap
   def stream_coding(self):
     """How this family codes its symbols (`fmacomp.fmac.model_store`)."""
-    return hyperprior_lib.StreamCoding(self.make_hyperprior(), 'hyperprior')
+    return hyperprior_coder.StreamCoding(self.make_hyperprior(), 'hyperprior')
 
   def _gain(self, point, batch):
     """Per-example gains [B, 1, C] of operating point(s) `point` (int or int [B])."""

@@ -9,7 +9,7 @@ import soundfile as sf
 from fmacomp.fmac import compress
 from fmacomp.fmac import file_format as fmac
 from fmacomp.fmac import model_store
-from fmacomp.models import hyperprior
+from fmacomp.models import hyperprior_coder
 
 from tests import trained_codec
 from tests import trained_stft_codec
@@ -46,7 +46,7 @@ def test_one_workdir_has_every_operating_point(workdir, points):
   assert model_store.nearest(points, 100.0).index == 1
   codec = model_store.load(str(workdir), kbps=100.0)
   assert codec.latent_channels == 6 and codec.min_samples == 1
-  assert set(codec.tables) == {'cdf', 'scale_cdf', 'h_s_0', 'h_s_1', 'thresholds'}
+  assert set(codec.tables) == set(hyperprior_coder.KEYS)
   # Stored beside the checkpoint, with the checksum of the weights they were frozen from.
   again = model_store.load(str(workdir), kbps=1.0)
   for k in codec.tables:
@@ -81,7 +81,7 @@ def test_payload_matches_the_integer_tables_and_silence_is_all_zero(points, tmp_
   _, chunks = fmac.read_fmac(tmp_path / 'music.fmac')
   symbols = compress.read_symbols(tmp_path / 'music.fmac', codec)[0]
   real = 8 * len(chunks[0].streams[0])
-  ideal = hyperprior.table_bits(symbols, codec.tables)
+  ideal = hyperprior_coder.table_bits(symbols, codec.tables)
   assert abs(real - ideal) <= 64 + 1e-3 * real
   assert codec.estimated_bits(symbols) == pytest.approx(ideal)
 

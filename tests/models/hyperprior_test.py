@@ -12,6 +12,7 @@ import pytest
 
 from fmacomp import errors
 from fmacomp.models import hyperprior
+from fmacomp.models import hyperprior_coder as coder
 
 CHANNELS = 6
 FRAME_SCALES = np.array([0.0, 0.3, 1.0, 4.0], np.float32)  # silence, quiet, medium, loud
@@ -70,21 +71,23 @@ def test_rate_follows_loudness_and_silence_is_almost_free(trained):
   model, variables, tables = trained
   y, level = latents(7, 1, 64)  # held out
   symbols = symbols_of(model, variables, np.clip(y[0], -31, 31))
-  payload = hyperprior.encode_symbols(symbols, tables)
-  np.testing.assert_array_equal(hyperprior.decode_symbols(payload, tables, symbols.shape),
+  payload = coder.encode_symbols(symbols, tables)
+  np.testing.assert_array_equal(coder.decode_symbols(payload, tables, symbols.shape),
                                 symbols)
-  per_frame = np.array([hyperprior.table_bits(symbols[t:t + 1], tables)
-                        for t in range(len(symbols))])
+  per_frame = coder.frame_bits(symbols, tables)
   mean = [per_frame[level[0] == i].mean() for i in range(len(FRAME_SCALES))]
   print('bits per frame by level', np.round(mean, 3), 'payload', 8 * len(payload))
-  assert mean[0] < 0.03 * mean[3] and mean[0] < 2.0  # silence: a bit or two per frame, for z
+  assert mean[0] < 0.1 * mean[3]  # silent segments (their edges included) are cheap
   assert mean[0] < mean[1] < mean[2] < mean[3]
-  # A silent stream: y costs the tables' floor (~0.001 bit a symbol); what remains is z = 0
-  # under z's factorised prior, -log2 P(z = 0) per side channel and frame.
+  # A silent stream: y costs the tables' floor (~0.001 bit a symbol), z = 0 its anchors' prior
+  # once every 2^levels frames and little between them (context 0): under a bit a frame
+  # (0.78 here; 1.5 with a factorised prior for every z frame; 70 for loud frames).
   silent = symbols_of(model, variables, np.zeros((4000, CHANNELS), np.float32))
   assert not silent.any()
-  side_bits = -np.log2(np.diff(tables['cdf'], axis=1)[:, 7] / 2**16).sum()  # z = 0, all channels
-  assert 8 * len(hyperprior.encode_symbols(silent, tables)) <= 4000 * (side_bits + 0.01) + 64
+  anchor_bits = -np.log2(np.diff(tables['cdf'], axis=1)[:, 7] / 2**16).sum()  # z = 0
+  silent_bits = 8 * len(coder.encode_symbols(silent, tables))
+  print(f'silence: {silent_bits / 4000:.3f} bits per frame, anchors {anchor_bits:.3f}')
+  assert silent_bits < 4000
 
 
 def test_tables_are_deterministic_and_the_ladder_is_fixed(trained):
@@ -97,12 +100,12 @@ def test_tables_are_deterministic_and_the_ladder_is_fixed(trained):
   # The Gaussian tables depend on the ladder only, never on trained floats.
   np.testing.assert_array_equal(hyperprior.freeze_tables(model, other)['scale_cdf'],
                                 tables['scale_cdf'])
-  hyperprior.check_tables(tables)
+  coder.check_tables(tables)
   for broken in ({k: v for k, v in tables.items() if k != 'thresholds'},
                  {**tables, 'thresholds': tables['thresholds'][::-1]},
                  {**tables, 'scale_cdf': tables['scale_cdf'][:, ::-1]}):
     with pytest.raises(ValueError):
-      hyperprior.check_tables(broken)
+      coder.check_tables(broken)
 
 
 def test_integer_scale_index_matches_the_float_network(trained):
@@ -113,10 +116,10 @@ def test_integer_scale_index_matches_the_float_network(trained):
                                  method='scale'))[0]  # [T, C]
   ladder = hyperprior.ladder(model.scale_min, model.scale_max, model.num_scales)
   nearest = np.abs(np.log(scale)[..., None] - np.log(ladder)).argmin(-1)
-  index = hyperprior.scale_index(z, tables)
+  index = coder.scale_index(z, tables)
   assert index.dtype == np.int64 and np.abs(index - nearest).max() <= 1
   assert np.mean(index == nearest) > 0.99
-  assert (hyperprior.scale_index(np.zeros((9, 2), np.int32), tables) == 0).all()
+  assert (coder.scale_index(np.zeros((9, 2), np.int32), tables) == 0).all()
 
 
 def test_round_trip_exact_for_any_symbols(trained):
@@ -126,17 +129,17 @@ def test_round_trip_exact_for_any_symbols(trained):
   z = rng.integers(-7, 8, size=(300, 2))
   symbols = np.concatenate([y, z], 1)
   symbols[:3] = [[31] * CHANNELS + [7, -7], [-31] * CHANNELS + [-7, 7], [0] * (CHANNELS + 2)]
-  payload = hyperprior.encode_symbols(symbols, tables)
-  np.testing.assert_array_equal(hyperprior.decode_symbols(payload, tables, symbols.shape),
+  payload = coder.encode_symbols(symbols, tables)
+  np.testing.assert_array_equal(coder.decode_symbols(payload, tables, symbols.shape),
                                 symbols)
   real = 8 * len(payload)
-  assert abs(real - hyperprior.table_bits(symbols, tables)) <= 64 + 1e-3 * real
-  empty = hyperprior.encode_symbols(symbols[:0], tables)
-  assert hyperprior.decode_symbols(empty, tables, (0, CHANNELS + 2)).shape == (0, CHANNELS + 2)
+  assert abs(real - coder.table_bits(symbols, tables)) <= 64 + 1e-3 * real
+  empty = coder.encode_symbols(symbols[:0], tables)
+  assert coder.decode_symbols(empty, tables, (0, CHANNELS + 2)).shape == (0, CHANNELS + 2)
   for bad in (np.full((4, CHANNELS + 2), 32), np.zeros((4, CHANNELS + 1), np.int32),
               np.zeros((4, CHANNELS + 2), np.float32)):
     with pytest.raises(ValueError):
-      hyperprior.encode_symbols(bad, tables)
+      coder.encode_symbols(bad, tables)
 
 
 @pytest.mark.parametrize('damage', ['odd_length', 'drop_word', 'extra_word'])
@@ -145,8 +148,8 @@ def test_decode_reports_corrupt_payload(trained, damage):
   symbols = np.zeros((64, CHANNELS + 2), np.int64)
   symbols[::5, :3] = 2
   symbols[::7, -1] = 1
-  payload = hyperprior.encode_symbols(symbols, tables)
+  payload = coder.encode_symbols(symbols, tables)
   damaged = {'odd_length': payload + b'\x01', 'drop_word': payload[:-4],
              'extra_word': payload + b'\x07\x00\x00\x00'}[damage]
   with pytest.raises(errors.InputError, match='corrupt payload'):
-    hyperprior.decode_symbols(damaged, tables, symbols.shape, path='x.fmac')
+    coder.decode_symbols(damaged, tables, symbols.shape, path='x.fmac')
