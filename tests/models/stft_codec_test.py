@@ -62,7 +62,7 @@ def test_every_length_comes_back_exactly(setup):
 
 
 def test_frames_are_exactly_invertible():
-  for n_fft, hop in ((2048, 512), (1024, 512), (256, 64)):
+  for n_fft, hop in ((2048, 512), (256, 128)):  # 4x and 2x overlap
     x = music(hop * 40, batch=2)
     spec = stft_codec.analysis(x, n_fft, hop)
     assert spec.shape == (2, 40, n_fft // 2 + 1)
