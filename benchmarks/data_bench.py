@@ -8,12 +8,16 @@
    in alternation; the best of --repeats per file. Speed is x real time (audio s / wall s).
 2. Builds --dataset from the same folder (a temporary data_dir unless --data_dir) and times
    `pipeline.train_loader` batches for each --crops spec (`crop_s@rate`; the defaults are the
-   freq_ae, time_ae and classifier crops) after one warm-up batch.
+   freq_ae, time_ae and classifier crops) after one warm-up batch; then the same batches
+   through `pipeline.DevicePrefetch` as global arrays on this host's devices (what the train
+   loop takes). From the loader's crops/s: how many input processes a host needs to feed each
+   --step_rates (examples/s over the host's devices), ceil(rate / crops per s per process).
 
 Ends with `name=value` lines (stdout); logs go to stderr.
 """
 
 import contextlib
+import math
 import os
 import shutil
 import subprocess
@@ -23,6 +27,7 @@ import time
 
 from absl import flags
 from absl import logging
+import jax
 import numpy as np
 
 from fmacomp import audio
@@ -45,6 +50,10 @@ _CROPS = flags.DEFINE_list('crops', ['8.192@8000', '1.486@44100', '2.972@44100']
 _BATCH = flags.DEFINE_integer('batch_size', 16, 'Global batch size of the timed loader.')
 _BATCHES = flags.DEFINE_integer('batches', 20, 'Batches timed per crop spec.')
 _WORKERS = flags.DEFINE_integer('worker_count', 0, 'grain worker processes.')
+_THREADS = flags.DEFINE_integer('num_threads', None, 'Reader threads per process (default: '
+                                "train_loader's).")
+_STEP_RATES = flags.DEFINE_list('step_rates', ['2000', '10000', '50000'],
+                                'Examples/s a host trains at: how many input processes feed it.')
 _FFMPEG_TIMEOUT_S = 300
 
 
@@ -103,27 +112,47 @@ def decode_bench(folder, rates, repeats):
   return results
 
 
-def pipeline_bench(builder, specs, batch_size, batches, worker_count):
-  """name -> value: crops/s of train_loader for each `crop_s@rate` spec."""
+def _loader(builder, crop_s, rate, batch_size, worker_count, num_threads):
+  threads = {} if num_threads is None else {'num_threads': num_threads}
+  return pipeline.train_loader(
+      builder, crop_s=crop_s, sample_rate=rate, global_batch_size=batch_size, seed=0,
+      process_index=0, process_count=1, worker_count=worker_count, **threads)
+
+
+def _crops_per_s(iterator, batches, batch_size):
+  """Crops/s of `batches` batches after one warm-up batch (files opened, readers started)."""
+  next(iterator)
+  t0 = time.perf_counter()
+  for _ in range(batches):
+    batch = next(iterator)
+  jax.block_until_ready(batch)
+  return batches * batch_size / (time.perf_counter() - t0), batch
+
+
+def pipeline_bench(builder, specs, batch_size, batches, worker_count, num_threads, step_rates):
+  """name -> value: crops/s of train_loader (and through DevicePrefetch) per `crop_s@rate`."""
   results = {}
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  sharding = jax.NamedSharding(mesh, jax.P('data'))
   for spec in specs:
     crop_s, rate = spec.split('@')
     crop_s, rate = float(crop_s), int(rate)
-    loader = pipeline.train_loader(
-        builder, crop_s=crop_s, sample_rate=rate, global_batch_size=batch_size, seed=0,
-        process_index=0, process_count=1, worker_count=worker_count)
-    iterator = iter(loader)
-    next(iterator)  # opens the files, starts the readers
-    t0 = time.perf_counter()
-    for _ in range(batches):
-      batch = next(iterator)
-    rate_crops = batches * batch_size / (time.perf_counter() - t0)
-    assert batch['audio'].shape == (batch_size, int(round(crop_s * rate)))
     name = f'{int(round(crop_s * 1000))}ms_{rate}hz'
-    results[f'pipeline_crops_per_s_{name}'] = round(rate_crops, 1)
-    results[f'pipeline_x_realtime_{name}'] = round(rate_crops * crop_s, 1)
+    iterator = iter(_loader(builder, crop_s, rate, batch_size, worker_count, num_threads))
+    crops, batch = _crops_per_s(iterator, batches, batch_size)
+    assert batch['audio'].shape == (batch_size, int(round(crop_s * rate)))
+    results[f'pipeline_crops_per_s_{name}'] = round(crops, 1)
+    results[f'pipeline_x_realtime_{name}'] = round(crops * crop_s, 1)
     if hasattr(iterator, 'close'):
       iterator.close()
+    for step_rate in step_rates:
+      results[f'pipeline_processes_for_{step_rate}_examples_per_s_{name}'] = math.ceil(
+          step_rate / crops)
+    prefetch = pipeline.DevicePrefetch(
+        iter(_loader(builder, crop_s, rate, batch_size, worker_count, num_threads)), sharding)
+    crops, _ = _crops_per_s(prefetch, batches, batch_size)
+    results[f'pipeline_to_devices_crops_per_s_{name}'] = round(crops, 1)
+    prefetch.close()
   return results
 
 
@@ -142,11 +171,13 @@ def main(argv):
     results['dataset_prepare_s'] = round(time.perf_counter() - t0, 1)
     results['dataset_storage_rate'] = builder.info.metadata['sample_rate']
     results.update(pipeline_bench(builder, _CROPS.value, _BATCH.value, _BATCHES.value,
-                                  _WORKERS.value))
+                                  _WORKERS.value, _THREADS.value,
+                                  [int(r) for r in _STEP_RATES.value]))
   finally:
     if not _DATA_DIR.value:
       shutil.rmtree(data_dir, ignore_errors=True)
   results['cpu_count'] = os.cpu_count()
+  results['load_average_1min'] = round(os.getloadavg()[0], 1)
   for name, value in results.items():
     print(f'{name}={value}')
 

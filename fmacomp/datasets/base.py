@@ -20,7 +20,8 @@ Whatever is undecodable or shorter than `min_duration_s` is skipped, listed with
 `<data_dir>/<name>/<config>/<version>/skipped.json` (written after all splits), and the build
 goes on.
 
-The builder writes its own shards (`shards.py`: no TFDS shuffler, so no TensorFlow), in process,
+The builder writes its own shards (`shards.py`: no TFDS shuffler, so no TensorFlow; uncompressed,
+so that a training crop reads only its own bytes, `ranges.py`), in process,
 in a pool of `workers` processes, or on Apache Beam (`DownloadConfig.beam_options` or
 `beam_runner`, as `tfds build --beam_pipeline_options` sets them). Memory is bounded by a track
 block, not by the dataset: tracks are decoded in blocks, and a track longer than

@@ -4,13 +4,17 @@ Every builder stores int16 mono audio at its storage rate (`builder.info.metadat
 ['sample_rate']`); this module cuts crops or segments there and resamples them (soxr, through
 `fmacomp.audio.resample`) to the model's `sample_rate`, so one build serves every model.
 
-Training (`train_loader`). One global stream for all hosts: the split is shuffled per epoch
-from `seed`, each element's crop position comes from an RNG keyed by (seed, stream index), and
-host p of P reads stream elements p, p+P, p+2P, ... So the hosts read disjoint shards that
-together cover every epoch, and the P per-host batches of step k hold exactly the records (and
-crops) of the single-process global batch k, whatever P is. The iterator's state is one
-position in that stream: save it with the checkpoint (`iterator_save_args`) and a restored
-iterator yields exactly the batches the original would have yielded next.
+Training (`train_loader`). One global stream for all hosts: the split's records (less any
+filtered label) are shuffled per epoch from `seed`, each element's crop position comes from a
+hash of (seed, stream index), and host p of P reads stream elements p, p+P, p+2P, ... So the
+hosts read disjoint shards that together cover every epoch, and the P per-host batches of step k
+hold exactly the records (and crops) of the single-process global batch k, whatever P is. Each
+grain element is a whole batch: a crop reads only its samples from the shard file (`ranges`),
+the batch is one int16 array converted in one call, and crops are resampled (one by one) only
+where the model's rate is not the storage rate. The iterator's state is one position in that
+stream (a batch number): save it with the checkpoint (`iterator_save_args`, or `DevicePrefetch`,
+which stands in for it) and a restored iterator yields exactly the batches the original would
+have yielded next.
 
 Evaluation (`eval_batches`). A track is all records with the same `track_id`, concatenated in
 offset order and resampled whole; its segments are every full segment (hop = segment length;
@@ -21,9 +25,12 @@ order; batches are padded with `mask=False` so every segment counts once, and ev
 the same number of batches (all hosts run the same number of jit steps).
 """
 
-import functools
+import json
 import math
 import os
+import queue
+import sys
+import threading
 
 import grain
 import jax
@@ -31,6 +38,7 @@ import numpy as np
 
 from fmacomp import audio
 from fmacomp.datasets import base
+from fmacomp.datasets import ranges
 from fmacomp import errors
 
 # Context (seconds) read on each side of a crop before resampling, so the crop matches a crop of
@@ -38,6 +46,8 @@ from fmacomp import errors
 _MARGIN_S = 0.01
 _SCAN_BATCH = 64
 _TRACKS = {}  # (data_dir, split, records) -> _scan_tracks(...)
+_RECORDS = {}  # (data_dir, split, records) -> ranges.AudioRanges or _WholeRecords
+_GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
 
 
 def _process(process_index, process_count):
@@ -75,29 +85,101 @@ def _fit(x, length):
   return x[:length] if len(x) >= length else np.pad(x, (0, length - len(x)))
 
 
-def crop(pcm, start, length, from_rate, to_rate, out_len):
-  """`length` storage samples of int16 `pcm` from `start`, at `to_rate`: float32 [out_len].
+class _WholeRecords:
+  """Reads through the TFDS data source, a whole record per read: for shards that `ranges`
+  cannot index (builds written before range reads). Same interface as `ranges.AudioRanges`."""
 
-  Reads a margin on each side (a whole number of resampler periods, so the output grid stays
-  aligned), resamples, and keeps the middle; outside the record is zeros.
+  def __init__(self, builder, split):
+    self._source = builder.as_data_source(split=split)
+    meta = base.metadata_source(builder, split)
+    lengths, labels = [], []
+    for lo in range(0, len(meta), _SCAN_BATCH):
+      for record in meta.__getitems__(range(lo, min(lo + _SCAN_BATCH, len(meta)))):
+        lengths.append(int(record['num_samples']))
+        labels.append(int(record['label']))
+    self.num_samples, self.label = np.array(lengths, np.int64), np.array(labels, np.int64)
+
+  def read_into(self, record, lo, hi, row):
+    row[:] = _window(self._source[int(record)]['audio'], lo, hi)
+
+
+def _records(builder, split):
+  """The split's `ranges.AudioRanges` (or `_WholeRecords`), indexed once per process."""
+  info = builder.info.splits[split]
+  key = (os.fspath(builder.data_dir), split, info.num_examples)
+  if key not in _RECORDS:
+    _RECORDS[key] = (ranges.index_split(info.filepaths, info.shard_lengths) or
+                     _WholeRecords(builder, split))
+  return _RECORDS[key]
+
+
+def _uniform(key, elements):
+  """Uniform floats in [0, 1), one per stream element, from a counter-based hash (SplitMix64):
+  the draw of element e depends on (key, e) only, computed for a whole batch at once."""
+  z = np.asarray(elements, np.uint64) * np.uint64(_GOLDEN) + np.uint64(key)
+  z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+  z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+  z ^= z >> np.uint64(31)
+  return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+class _Batches:
+  """Local batch k of the global stream, assembled in one go (a grain map over batch numbers).
+
+  Global stream element e is record `kept[order(e // n)[e % n]]` (n records kept, a permutation
+  per epoch from the shuffle seed), cut at a start drawn from (crop seed, e); global batch k is
+  elements [k G, (k + 1) G) and host p of P takes p, p + P, ... of them.
   """
-  if from_rate == to_rate:
-    return _fit(base.from_int16(_window(pcm, start, start + length)), out_len)
-  period = from_rate // math.gcd(from_rate, to_rate)  # storage samples per whole output sample
-  periods = math.ceil(_MARGIN_S * from_rate / period)
-  margin, out_margin = periods * period, periods * to_rate // math.gcd(from_rate, to_rate)
-  x = base.from_int16(_window(pcm, start - margin, start + length + margin))
-  y = audio.resample(x, from_rate, to_rate)
-  return _fit(y[out_margin:], out_len)
 
+  def __init__(self, records, kept, *, seeds, length, from_rate, to_rate, out_len, host, hosts,
+               local_batch):
+    self._records, self._kept = records, kept
+    self._shuffle_seed, self._crop_key = int(seeds[0]), int(seeds[1])
+    self._length, self._from_rate, self._to_rate, self._out_len = (
+        length, from_rate, to_rate, out_len)
+    self._host, self._hosts, self._local = host, hosts, local_batch
+    self._margin = self._out_margin = 0
+    if from_rate != to_rate:
+      # A whole number of resampler periods, so the output grid stays aligned.
+      g = math.gcd(from_rate, to_rate)
+      periods = math.ceil(_MARGIN_S * from_rate / (from_rate // g))
+      self._margin, self._out_margin = periods * from_rate // g, periods * to_rate // g
+    self._orders = {}
 
-def _random_crop(element, rng, *, length, from_rate, to_rate, out_len):
-  index, record = element
-  pcm = record['audio']  # int16 [samples] at from_rate
-  start = int(rng.integers(0, max(len(pcm) - length, 0) + 1))
-  return {'audio': crop(pcm, start, length, from_rate, to_rate, out_len),  # [out_len]
-          'label': np.int32(record['label']),
-          'record_index': np.int32(index)}
+  def _order(self, epoch):
+    """The epoch's permutation of the kept records (the last few are cached; reader threads
+    may compute one twice, never differently)."""
+    order = self._orders.get(epoch)
+    if order is None:
+      order = np.random.default_rng([self._shuffle_seed, epoch]).permutation(len(self._kept))
+      # A new dict replaces the old one whole, so a thread reading the old one never fails.
+      self._orders = dict(list(self._orders.items())[-2:] + [(epoch, order)])
+    return order
+
+  def __call__(self, k):
+    n = len(self._kept)
+    elements = (k * self._local * self._hosts + self._host +
+                self._hosts * np.arange(self._local, dtype=np.int64))  # [B]
+    epochs, positions = np.divmod(elements, n)
+    index = np.empty_like(elements)
+    for epoch in np.unique(epochs):  # a batch spans at most two epochs (one if n >= G)
+      at = epochs == epoch
+      index[at] = self._kept[self._order(int(epoch))[positions[at]]]
+    room = np.maximum(self._records.num_samples[index] - self._length, 0) + 1
+    starts = (_uniform(self._crop_key, elements) * room).astype(np.int64)  # [B]
+    pcm = np.zeros((len(index), self._length + 2 * self._margin), np.int16)
+    for row, i, start in zip(pcm, index.tolist(), starts.tolist()):
+      self._records.read_into(i, start - self._margin, start + self._length + self._margin, row)
+    x = np.divide(pcm, np.float32(base.INT16_SCALE), dtype=np.float32)  # [B, length + 2 margin]
+    if self._margin:
+      # Row by row: soxr on [T, B] channels gives the same samples at half the speed.
+      x = np.stack([audio.resample(row, self._from_rate, self._to_rate)[self._out_margin:]
+                    for row in x])
+    if x.shape[1] != self._out_len:
+      x = np.pad(x[:, :self._out_len], ((0, 0), (0, max(self._out_len - x.shape[1], 0))))
+    return {'audio': np.ascontiguousarray(x),  # [B, out_len]
+            'label': self._records.label[index].astype(np.int32),
+            'record_index': index.astype(np.int32)}
 
 
 def train_loader(builder, *, split='train', crop_s, sample_rate, global_batch_size, seed,
@@ -106,59 +188,134 @@ def train_loader(builder, *, split='train', crop_s, sample_rate, global_batch_si
   """This host's training batches: random crops, shuffled, as a grain `IterDataset`.
 
   `iter(loader)` gives a `grain.DatasetIterator` whose `get_state()/set_state()` resume it
-  exactly (see `iterator_save_args`). Each batch is a dict:
+  exactly (see `iterator_save_args`). Each element is a whole batch, a dict:
     audio         float32 [B_local, round(crop_s * sample_rate)], in [-1, 1]
     label         int32 [B_local]
     record_index  int32 [B_local], the record's index in the split (for tests and debugging)
+
+  A crop reads only its own samples (plus a resampling margin) from the shard file (see
+  `ranges`) into one int16 array per batch, converted to float in one call.
 
   Args:
     builder: a prepared `base.AudioBuilder`.
     split: the split to read.
     crop_s: crop length in seconds; records shorter than a crop are zero-padded.
-    sample_rate: the model's rate; crops are cut at the storage rate, then resampled.
+    sample_rate: the model's rate; crops are cut at the storage rate, then resampled (only
+      where the rates differ).
     global_batch_size: examples per step over all hosts; B_local = global / process_count.
     seed: the shuffle order and the crop positions; the same seed gives the same batches.
     process_index, process_count: this host's shard (default: jax's).
-    worker_count: grain worker processes (0: in this process). The iterator state's format
-      depends on it: resume with the same worker_count. Workers need absl flags parsed
-      (launchers do; tests call `flags.FLAGS.mark_as_parsed()`).
+    worker_count: grain worker processes (0: in this process), each assembling whole batches.
+      The iterator state's format depends on it: resume with the same worker_count. Workers
+      need absl flags parsed (launchers do; tests call `flags.FLAGS.mark_as_parsed()`).
     num_epochs: None repeats forever; else the stream ends after that many epochs, cut to a
       whole number of global batches (so every host yields the same number of batches).
-    label_filter: a label name or names whose records are skipped (e.g. 'Unknown' for
-      classifiers; names the dataset lacks are ignored). Records are read to be filtered, so
-      where something is dropped the hosts' batches are no longer slices of the
-      single-process batch, and with num_epochs their batch counts may differ.
-    num_threads: reader threads per process.
+    label_filter: a label name or names whose records are left out of the stream (e.g.
+      'Unknown' for classifiers; names the dataset lacks are ignored).
+    num_threads: reader threads per process, each assembling a batch.
   """
   index, count = _process(process_index, process_count)
   if global_batch_size % count:
     raise errors.InputError('global_batch_size', (
         f'{global_batch_size} is not divisible by the process count {count}'))
-  local_batch = global_batch_size // count
   from_rate = _storage_rate(builder)
-  dropped = _dropped_ids(builder, label_filter)
-  shuffle_seed, crop_seed = np.random.SeedSequence(seed).generate_state(2)
-
-  ds = grain.MapDataset.source(builder.as_data_source(split=split))
-  num_records = len(ds)
-  if not num_records:
+  records = _records(builder, split)
+  if not len(records.label):
     raise errors.InputError(split, 'the split is empty')
-  # Indices past the first epoch reach the source as epoch * num_records + record.
-  ds = ds.map_with_index(lambda i, record: (i % num_records, record))
-  ds = ds.shuffle(seed=int(shuffle_seed)).repeat(num_epochs)
-  if num_epochs is not None:
-    ds = ds[:len(ds) // global_batch_size * global_batch_size]
-  if dropped:
-    ds = ds.filter(lambda element: int(element[1]['label']) not in dropped)
-  ds = ds.random_map(functools.partial(
-      _random_crop, length=int(round(crop_s * from_rate)), from_rate=from_rate,
-      to_rate=sample_rate, out_len=int(round(crop_s * sample_rate))), seed=int(crop_seed))
-  ds = ds[index::count]
-  options = grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=2 * local_batch)
-  ds = ds.to_iter_dataset(options).batch(local_batch, drop_remainder=True)
+  kept = np.flatnonzero(~np.isin(records.label, list(_dropped_ids(builder, label_filter))))
+  if not len(kept):
+    raise errors.InputError(split, f'every record has a filtered label ({label_filter})')
+  if num_epochs is None:
+    num_batches = sys.maxsize // global_batch_size
+  else:
+    num_batches = num_epochs * len(kept) // global_batch_size
+  batches = _Batches(
+      records, kept, seeds=np.random.SeedSequence(seed).generate_state(2),
+      length=int(round(crop_s * from_rate)), from_rate=from_rate, to_rate=sample_rate,
+      out_len=int(round(crop_s * sample_rate)), host=index, hosts=count,
+      local_batch=global_batch_size // count)
+  ds = grain.MapDataset.range(num_batches).map(batches)
+  ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
+                                            prefetch_buffer_size=2 * max(num_threads, 1)))
   if worker_count:
     ds = ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=worker_count))
   return ds
+
+
+class DevicePrefetch:
+  """The next global batches, put on the devices by a thread while the step runs.
+
+  big_vision's `start_global_data_prefetch` (flax's `prefetch_to_device`): a thread takes this
+  host's batches from `iterator`, makes them global arrays (`to_global`) and queues `size` of
+  them. It stands in for the iterator in checkpoints: `get_state()` is the state after the last
+  batch *taken from here* (not the one the thread read ahead), so a restored run resumes there.
+  Restore the iterator before the first `next`.
+  """
+
+  def __init__(self, iterator, sharding, size=2):
+    self._iterator, self._sharding = iterator, sharding
+    self._queue = queue.Queue(maxsize=size)
+    self._stop = threading.Event()
+    self._thread = None
+    self._state = None
+
+  def __iter__(self):
+    return self
+
+  def _fill(self):
+    try:
+      for host in self._iterator:
+        item = (to_global(host, self._sharding), self._iterator.get_state())
+        while not self._stop.is_set():
+          try:
+            self._queue.put(item, timeout=0.1)
+            break
+          except queue.Full:
+            pass
+        if self._stop.is_set():
+          return
+      item = (StopIteration(), None)
+    except BaseException as e:  # pylint: disable=broad-except
+      item = (e, None)
+    while not self._stop.is_set():
+      try:
+        self._queue.put(item, timeout=0.1)
+        return
+      except queue.Full:
+        pass
+
+  def __next__(self):
+    if self._thread is None:
+      self._state = self._iterator.get_state()
+      self._thread = threading.Thread(target=self._fill, name='DevicePrefetch', daemon=True)
+      self._thread.start()
+    batch, state = self._queue.get()
+    if isinstance(batch, BaseException):
+      self._queue.put((batch, None))  # every later `next` raises it too
+      raise batch
+    self._state = state
+    return batch
+
+  def get_state(self):
+    """JSON bytes, as grain's checkpoint handler writes and reads an iterator's state."""
+    state = self._iterator.get_state() if self._state is None else self._state
+    return state if isinstance(state, bytes) else json.dumps(state, indent=4).encode()
+
+  def set_state(self, state):
+    if self._thread is not None:
+      raise RuntimeError('set_state after the prefetch started')
+    if isinstance(self._iterator, grain.DatasetIterator):
+      state = json.loads(state)
+    self._iterator.set_state(state)
+
+  def start_prefetch(self):
+    pass
+
+  def close(self):
+    """Stops the thread (it may be blocked on a full queue or a slow read)."""
+    self._stop.set()
+    if self._thread is not None:
+      self._thread.join(timeout=60)
 
 
 def iterator_save_args(iterator):

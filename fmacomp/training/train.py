@@ -212,6 +212,9 @@ def train_and_evaluate(config, workdir):
   # config.json is overwritten at each launch; launches.jsonl keeps what made each checkpoint.
   provenance.record_launch(workdir, config, start, builder)
 
+  # The next global batches go to the devices while a step runs; checkpoints save the state of
+  # the batches taken, not of those read ahead.
+  batches = pipeline.DevicePrefetch(iterator, batch_sharding)
   step_fn = jax.jit(train_step, in_shardings=(state_sharding, batch_sharding, replicated),
                     out_shardings=(state_sharding, replicated), donate_argnums=(0,))
   writer = _MetricWriter(workdir, resume_step)
@@ -225,7 +228,7 @@ def train_and_evaluate(config, workdir):
   t0, step0 = time.time(), start
   try:
     for step in range(start + 1, config.steps + 1):
-      batch = pipeline.to_global(next(iterator), batch_sharding)
+      batch = next(batches)
       state, metrics = step_fn(state, batch, step_rng)
       unsynced.append((step, metrics))
       boundary = (step % config.log_every == 0 or step % config.eval_every == 0 or
@@ -249,8 +252,9 @@ def train_and_evaluate(config, workdir):
                      ', '.join(f'{k}={v:.5g}' for k, v in sorted(val.items())))
         ckpt.save_best(step, state, val['loss'])
       if step % config.checkpoint_every == 0 or step == config.steps:
-        ckpt.save(step, state, iterator)
+        ckpt.save(step, state, batches)
   finally:
+    batches.close()
     ckpt.wait()
     ckpt.close()
     writer.close()

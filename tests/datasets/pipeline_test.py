@@ -2,6 +2,7 @@
 
 import collections
 import itertools
+import time
 
 from absl import flags
 import jax
@@ -138,6 +139,17 @@ def test_label_filter_drops_unknown(builder):
   assert unknown not in np.concatenate([b['label'] for b in filtered])
 
 
+def test_with_a_label_filter_hosts_still_split_the_global_batch(builder):
+  unknown = builder.info.features['label'].str2int('Unknown')
+  single = take(loader(builder, label_filter='Unknown'), 5)
+  for p in range(2):
+    host = take(loader(builder, label_filter='Unknown', process_index=p, process_count=2), 5)
+    for k, batch in enumerate(single):
+      assert unknown not in batch['label']
+      np.testing.assert_array_equal(host[k]['record_index'], batch['record_index'][p::2])
+      np.testing.assert_array_equal(host[k]['audio'], batch['audio'][p::2])
+
+
 def test_batch_must_divide_among_hosts(builder):
   with pytest.raises(errors.InputError, match='divisible'):
     loader(builder, global_batch_size=5, process_index=0, process_count=2)
@@ -162,6 +174,29 @@ def test_orbax_restore_resumes_exactly(builder, tmp_path, async_save):
         data=pipeline.iterator_restore_args(fresh)))
   assert int(restored['state']['step']) == 3
   assert_batches_equal([next(fresh) for _ in range(4)], expected)
+
+
+def test_device_prefetch_saves_the_state_of_the_batches_taken(builder):
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  sharding = jax.NamedSharding(mesh, jax.P('data'))
+  expected = take(loader(builder), 6)
+  prefetch = pipeline.DevicePrefetch(iter(loader(builder)), sharding, size=2)
+  got = [next(prefetch) for _ in range(2)]
+  deadline = time.monotonic() + 60
+  full = prefetch._queue.full  # pylint: disable=protected-access
+  while not full() and time.monotonic() < deadline:
+    time.sleep(0.01)
+  assert full()
+  state = prefetch.get_state()  # the thread has read 2 batches ahead; the state is after batch 2
+  prefetch.close()
+  for a, b in zip(got, expected):
+    assert isinstance(a['audio'], jax.Array)
+    np.testing.assert_array_equal(np.asarray(a['audio']), b['audio'])
+  fresh = pipeline.DevicePrefetch(iter(loader(builder)), sharding)
+  fresh.set_state(state)
+  for b in expected[2:]:
+    np.testing.assert_array_equal(np.asarray(next(fresh)['record_index']), b['record_index'])
+  fresh.close()
 
 
 def stored_track(number, split='test'):
