@@ -1,23 +1,28 @@
 """Training-step benchmark: fmacomp's jitted train step, beside a PyTorch eager peer.
 
-  python benchmarks/train_bench.py --model=freq_ae --batch=16 [--steps=10] [--torch]
-  python benchmarks/train_bench.py --model=time_ae --batch=32 --torch
+  python benchmarks/train_bench.py --model=time_ae --batch=16 --rounds=5 --torch
+  python benchmarks/train_bench.py --model=freq_ae --batch=8 --rounds=5 --torch
 
 Times `fmacomp.training.train.train_step` (the loop's own step: value_and_grad, Adam, norms,
-donation)
-on random audio of the model's full reference crop (freq_ae: 65,536 samples at 8 kHz, latent
---latent; time_ae: 65,536 at 44.1 kHz), after compilation, whose time is reported apart.
-Both frameworks run --rounds alternating rounds of --steps steps; each keeps its best round.
-With --torch the same architecture, batch, loss and optimiser (Adam, 1e-3) run in PyTorch
-eager mode in the same process, with the same thread count, and `ratio` = fmacomp / torch
-examples per second. Both frameworks are held to --threads CPUs (process affinity, and
-torch.set_num_threads). torch is a benchmark-only dependency (`pip install torch==2.13.0`).
+donation) on random audio of the model's full reference crop (freq_ae: 65,536 samples at
+8 kHz, latent --latent; time_ae: 65,536 at 44.1 kHz), after compilation, whose time is
+reported apart. With --torch the same architecture, batch, loss and optimiser (Adam, 1e-3)
+run in PyTorch eager mode in a subprocess of their own per round (in one process with JAX,
+the two runtimes' thread pools starve torch: it ran 25x slower), alternating with fmacomp's
+rounds of --steps steps; each side's warm-up steps are excluded. Both frameworks are held to
+--threads CPUs (process affinity, inherited by the peer, and torch.set_num_threads). Reported:
+each side's median examples per second over the rounds, its spread (min-max), and `ratio` =
+the ratio of the medians, fmacomp / torch. torch is a benchmark-only dependency
+(`pip install torch==2.13.0`).
 
-Ends with `name=value` lines on stdout, the last one `examples_per_s=<fmacomp's>`.
+Ends with `name=value` lines on stdout, the last one `examples_per_s=<fmacomp's median>`.
 """
 
 import functools
 import os
+import statistics
+import subprocess
+import sys
 import time
 
 from absl import flags
@@ -30,10 +35,12 @@ from fmacomp import errors
 _MODEL = flags.DEFINE_enum('model', 'freq_ae', ['freq_ae', 'time_ae'], 'Model to train.')
 _BATCH = flags.DEFINE_integer('batch', 0, 'Batch size (0: the full config\'s).')
 _STEPS = flags.DEFINE_integer('steps', 5, 'Timed steps per round (after 2 warm-up steps).')
-_ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating timing rounds; the best counts.')
+_ROUNDS = flags.DEFINE_integer('rounds', 5, 'Alternating timing rounds; medians are reported.')
 _LATENT = flags.DEFINE_integer('latent', 128, 'freq_ae latent channels C.')
 _THREADS = flags.DEFINE_integer('threads', 2, 'CPU threads for both frameworks.')
 _TORCH = flags.DEFINE_bool('torch', False, 'Also time the PyTorch eager peer.')
+_PEER = flags.DEFINE_bool('peer', False, 'Internal: time one round of the PyTorch peer in this '
+                          'process and print its seconds per step.')
 _WARMUP = 2
 
 
@@ -67,7 +74,8 @@ class _Stepper:
 def fmacomp_stepper(config, batch_size):
   """(stepper, compile seconds) of `train.train_step` at the config's crop, on random audio."""
   import jax  # pylint: disable=g-import-not-at-top
-  from fmacomp import models, tasks, train  # pylint: disable=g-import-not-at-top
+  from fmacomp import models  # pylint: disable=g-import-not-at-top
+  from fmacomp.training import tasks, train  # pylint: disable=g-import-not-at-top
 
   model = models.get_model(config.model.name, **tasks.model_kwargs(config.model))
   length = int(round(config.crop_s * config.sample_rate))
@@ -161,21 +169,38 @@ def torch_stepper(config, batch_size, threads):
   return _Stepper(step, None, x)
 
 
-def measure(config, batch, steps, rounds, threads, with_torch):
-  """Best seconds per step of each framework over `rounds` alternating rounds of `steps`.
+def _peer_round(batch):
+  """Seconds per step of one torch round, in a fresh subprocess (it inherits the affinity)."""
+  args = [sys.executable, os.path.abspath(__file__), '--peer', f'--model={_MODEL.value}',
+          f'--batch={batch}', f'--steps={_STEPS.value}', f'--latent={_LATENT.value}',
+          f'--threads={_THREADS.value}']
+  # libgomp's default spin-waiting makes torch 10-50x slower on a machine that other jobs
+  # load; passive waiting costs it little on a quiet one (OMP_WAIT_POLICY set outside wins).
+  env = dict(os.environ, OMP_WAIT_POLICY=os.environ.get('OMP_WAIT_POLICY', 'PASSIVE'))
+  out = subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
+  return float(out.strip().splitlines()[-1].split('=')[1])
 
-  Alternating rounds and keeping the best of each make the ratio robust to a shared machine's
-  load, which drifts over minutes.
+
+def measure(config, batch, steps, rounds, with_torch):
+  """Seconds per step of each framework in each of `rounds` alternating rounds of `steps`.
+
+  Alternating rounds make the ratio of medians robust to a shared machine's load, which
+  drifts over minutes.
   """
   ours, compile_s = fmacomp_stepper(config, batch)
-  theirs = torch_stepper(config, batch, threads) if with_torch else None
-  best = {'fmacomp': float('inf'), 'torch': float('inf')}
+  seconds = {'fmacomp': [], 'torch': []}
   for r in range(rounds):
-    best['fmacomp'] = min(best['fmacomp'], ours.seconds_per_step(steps))
-    if theirs:
-      best['torch'] = min(best['torch'], theirs.seconds_per_step(steps))
-    logging.info('round %d: best s/step %s', r + 1, best)
-  return best, compile_s
+    seconds['fmacomp'].append(ours.seconds_per_step(steps))
+    if with_torch:
+      seconds['torch'].append(_peer_round(batch))
+    logging.info('round %d: s/step %s', r + 1, {k: v[-1] for k, v in seconds.items() if v})
+  return seconds, compile_s
+
+
+def _rates(batch, seconds):
+  """Examples per second: the median and the spread (min-max) over rounds."""
+  rates = [batch / s for s in seconds]
+  return statistics.median(rates), min(rates), max(rates)
 
 
 def main(argv):
@@ -185,19 +210,25 @@ def main(argv):
     os.sched_setaffinity(0, available[:_THREADS.value])  # before XLA's thread pool exists
   config = _config()
   batch = _BATCH.value or config.batch_size
+  if _PEER.value:
+    peer = torch_stepper(config, batch, _THREADS.value)  # warms up before timing
+    print(f'seconds_per_step={peer.seconds_per_step(_STEPS.value)}', flush=True)
+    return
   logging.info('%s, batch %d, crop %d samples at %d Hz, %d threads', _MODEL.value, batch,
                int(round(config.crop_s * config.sample_rate)), config.sample_rate,
                _THREADS.value)
-  best, compile_s = measure(config, batch, _STEPS.value, _ROUNDS.value, _THREADS.value,
-                            _TORCH.value)
-  seconds = best['fmacomp']
+  seconds, compile_s = measure(config, batch, _STEPS.value, _ROUNDS.value, _TORCH.value)
+  ours = _rates(batch, seconds['fmacomp'])
   results = {'model': _MODEL.value, 'batch': batch, 'threads': _THREADS.value,
-             'compile_s': f'{compile_s:.2f}', 'steps_per_s': f'{1 / seconds:.3f}'}
+             'rounds': _ROUNDS.value, 'compile_s': f'{compile_s:.2f}',
+             'steps_per_s': f'{ours[0] / batch:.3f}',
+             'examples_per_s_spread': f'{ours[1]:.2f}-{ours[2]:.2f}'}
   if _TORCH.value:
-    results['torch_steps_per_s'] = f'{1 / best["torch"]:.3f}'
-    results['torch_examples_per_s'] = f'{batch / best["torch"]:.2f}'
-    results['ratio'] = f'{best["torch"] / seconds:.3f}'
-  results['examples_per_s'] = f'{batch / seconds:.2f}'
+    theirs = _rates(batch, seconds['torch'])
+    results['torch_examples_per_s'] = f'{theirs[0]:.2f}'
+    results['torch_examples_per_s_spread'] = f'{theirs[1]:.2f}-{theirs[2]:.2f}'
+    results['ratio'] = f'{ours[0] / theirs[0]:.3f}'
+  results['examples_per_s'] = f'{ours[0]:.2f}'
   for name, value in results.items():
     print(f'{name}={value}', flush=True)
 

@@ -54,7 +54,9 @@ class FreqAE(nn.Module):
 
   def setup(self):
     k, s = (self.kernel, self.kernel), (self.stride, self.stride)
-    self.enc_convs = [nn.Conv(w, k, strides=s, padding='VALID') for w in self.widths]
+    # Stride-1 convs over stride phases, with nn.Conv's parameters: XLA:CPU computes a strided
+    # conv's gradients as convs over zero-stuffed or stride-dilated operands.
+    self.enc_convs = [layers.PhaseConv(w, k, s) for w in self.widths]
     height = self.n_fft // 2 + 1  # frequency rows left after the strided convs (62 for 512)
     for _ in self.widths:
       height = layers.valid_conv_out(height, self.kernel, self.stride)

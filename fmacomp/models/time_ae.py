@@ -48,11 +48,13 @@ class TimeAE(nn.Module):
   def setup(self):
     self.mean = self.variable('norm', 'mean', lambda: jnp.float32(self.norm_mean))
     self.std = self.variable('norm', 'std', lambda: jnp.float32(self.norm_std))
-    self.enc_conv = nn.Conv(self.hidden_channels, (self.kernel_size,), strides=(self.stride,),
-                            padding='VALID')
-    self.enc_latent = nn.Conv(self.latent_channels, (1,))
-    self.dec_latent = nn.ConvTranspose(self.hidden_channels, (1,))
-    # A matmul + overlap-add: XLA:CPU's strided transposed conv does `stride` times the work.
+    # Matmuls over stride phases with nn.Conv / nn.ConvTranspose's parameters: XLA:CPU runs
+    # the strided conv's kernel gradient as a stride-dilated conv and the strided transposed
+    # conv over a zero-stuffed input (`stride` times the work); the 1x1 layers' kernel
+    # gradients as convs with a 255-step window.
+    self.enc_conv = layers.MatmulConv(self.hidden_channels, (self.kernel_size,), (self.stride,))
+    self.enc_latent = layers.MatmulConv(self.latent_channels, (1,), (1,))
+    self.dec_latent = layers.MatmulConvTranspose(self.hidden_channels, (1,), (1,))
     self.dec_conv = layers.MatmulConvTranspose(1, (self.kernel_size,), (self.stride,))
 
   def frames(self, length):
