@@ -1,6 +1,7 @@
 """`fma`: the Free Music Archive clips (Defferrard et al., 2017) from a manual download.
 
   python launch/prepare.py --dataset=fma/small --manual_dir=~/fma
+  python launch/prepare.py --dataset=fma/full --manual_dir=~/fma --workers=64
   tfds build --imports=fmacomp.datasets.fma fma/small_22k --manual_dir=~/fma \
       --file_format=array_record
 
@@ -11,10 +12,15 @@ with the same arguments: see fma_test.py's `test_tfds_build_command`.)
 `manual_dir` holds the metadata, `fma_metadata.zip` or its extracted `fma_metadata/tracks.csv`
 (a bare `tracks.csv` also works), and the audio, `fma_<size>.zip` or its extracted
 `fma_<size>/NNN/NNNNNN.mp3` folder. A larger archive serves a smaller subset (fma_large holds
-every clip), and zips are read in place, one member at a time.
+every clip), and zips are read in place, one member at a time. The `full` configs read
+`fma_full.zip` or `fma_full/` (same layout) and nothing else.
 
 Configs: `small`, `medium`, `large` with the official split, and `<size>_random70` with the
 reference project's random split; each also at 22.05 and 16 kHz (`small_22k`, `small_random70_16k`).
+`full` and `full_random70` (and their rate variants) hold every track of the large subset, its
+untrimmed audio from fma_full (29.6 M s in all, ~280 s a track on average), cut into records of
+at most 30 s like any long track; their shards are planned from tracks.csv's `('track',
+'duration')`.
 
 - Subset membership is `('set', 'subset') <= size` on the ordered categorical small < medium <
   large (FMA's own `utils.load`), so `medium` holds the small and the medium clips. As strings
@@ -60,11 +66,16 @@ UNKNOWN = 'Unknown'
 MISSING_AUDIO = 'missing audio file'
 # Every FMA clip is about 30 s (the estimate that plans shards).
 CLIP_S = 30.0
+# What the `full` configs read, and the subset whose tracks they hold.
+FULL = 'full'
+# The mean full-length track (29.6 M s / 106,574 tracks): the estimate of a track whose
+# tracks.csv row has no duration.
+FULL_TRACK_S = 280.0
 # One line: launchers print it as the reason of a missing or malformed manual_dir.
 MANUAL_DOWNLOAD_INSTRUCTIONS = (
     'manual_dir must hold fma_metadata.zip (or fma_metadata/tracks.csv) and fma_<size>.zip (or '
-    'its extracted folder fma_<size>/NNN/NNNNNN.mp3), size small, medium or large, from '
-    'https://github.com/mdeff/fma')
+    'its extracted folder fma_<size>/NNN/NNNNNN.mp3), size small, medium or large (full for '
+    'the fma/full configs), from https://github.com/mdeff/fma')
 # Field -> tracks.csv column (top level, sub-key).
 _COLUMNS = {
     'subset': ('set', 'subset'),
@@ -72,6 +83,8 @@ _COLUMNS = {
     'genre': ('track', 'genre_top'),
     'artist_id': ('artist', 'id'),
 }
+# Read when present (a tracks.csv without it still builds): the full-length track's seconds.
+_DURATION = ('track', 'duration')
 
 
 class Row(typing.NamedTuple):
@@ -81,6 +94,7 @@ class Row(typing.NamedTuple):
   split: str
   genre: str  # '' when the track has no top genre
   artist_id: int  # -1 when unknown
+  duration: float = 0.0  # seconds of the full-length track; 0 when unknown
 
 
 @dataclasses.dataclass
@@ -91,10 +105,12 @@ class FmaConfig(base.AudioBuilderConfig):
     subset: 'small', 'medium' or 'large'.
     split_mode: 'official' (FMA's artist-filtered split) or 'random70' (the reference's).
     split_seed: seed of the random70 split.
+    full: read the untrimmed tracks of fma_full instead of the 30-s clips of fma_<subset>.
   """
   subset: str = 'small'
   split_mode: str = 'official'
   split_seed: int = 0
+  full: bool = False
 
 
 def _configs():
@@ -104,6 +120,12 @@ def _configs():
       for name, kwargs in base.rate_variants(subset + suffix, subset=subset, split_mode=mode):
         description = f'FMA {subset}, {kwargs["storage_rate"]} Hz, {mode} split.'
         configs.append(FmaConfig(name=name, description=description, **kwargs))
+  for suffix, mode in (('', 'official'), ('_random70', 'random70')):
+    for name, kwargs in base.rate_variants(FULL + suffix, subset='large', split_mode=mode,
+                                           full=True):
+      description = (f'FMA full: every large-subset track, untrimmed, {kwargs["storage_rate"]} '
+                     f'Hz, {mode} split.')
+      configs.append(FmaConfig(name=name, description=description, **kwargs))
   return configs
 
 
@@ -140,6 +162,7 @@ def _parse_rows(reader, path):
     if key not in columns:
       raise _malformed(path, f'no column {key}')
   index = {field: columns[key] for field, key in _COLUMNS.items()}
+  duration_at = columns.get(_DURATION)
   rows = []
   for cells in reader:
     if not cells or cells[0] == 'track_id':  # the index-name row under the header
@@ -148,10 +171,20 @@ def _parse_rows(reader, path):
       artist = cells[index['artist_id']]
       rows.append(Row(track_id=int(cells[0]), subset=cells[index['subset']],
                       split=cells[index['split']], genre=cells[index['genre']],
-                      artist_id=int(artist) if artist else -1))
+                      artist_id=int(artist) if artist else -1,
+                      duration=_seconds(cells[duration_at]) if duration_at is not None else 0.0))
     except (ValueError, IndexError):
       raise _malformed(path, f'bad row at line {reader.line_num}') from None
   return rows
+
+
+def _seconds(text):
+  """A duration cell as seconds; 0 when empty or not a number (it only plans shards)."""
+  try:
+    value = float(text)
+  except ValueError:
+    return 0.0
+  return value if 0.0 < value < float('inf') else 0.0  # nan, inf and negatives: unknown
 
 
 def in_subset(row_subset, subset):
@@ -240,8 +273,10 @@ class AudioSource:
 
   @classmethod
   def find(cls, manual_dir, subset):
-    """The archive of `subset`, else of a larger subset (which holds it too)."""
-    for size in SUBSETS[SUBSETS.index(subset):]:
+    """The archive of `subset`, else of a larger subset (which holds it too); `FULL`: fma_full
+    only (its tracks are not the clips)."""
+    sizes = [FULL] if subset == FULL else SUBSETS[SUBSETS.index(subset):]
+    for size in sizes:
       for path in (os.path.join(manual_dir, f'fma_{size}'),
                    os.path.join(manual_dir, f'fma_{size}.zip')):
         if os.path.exists(path):
@@ -287,12 +322,14 @@ class Fma(base.AudioBuilder):
   VERSION = tfds.core.Version('1.1.0')
   RELEASE_NOTES = {'1.0.0': 'Initial release.',
                    '1.1.0': 'Records carry num_samples; shards written by the builder; an '
-                            "unknown ('set', 'split') value is skipped, not fatal."}
+                            "unknown ('set', 'split') value is skipped, not fatal; full "
+                            'configs (untrimmed tracks of fma_full).'}
   MANUAL_DOWNLOAD_INSTRUCTIONS = MANUAL_DOWNLOAD_INSTRUCTIONS
   BUILDER_CONFIGS = _configs()
   DEFAULT_CONFIG_NAME = 'small'
-  DESCRIPTION = ('FMA: 30 s clips of Creative Commons music from the Free Music Archive, with '
-                 "top-genre labels, stored as int16 mono at the config's rate.")
+  DESCRIPTION = ('FMA: 30 s clips (full: untrimmed tracks) of Creative Commons music from the '
+                 "Free Music Archive, with top-genre labels, stored as int16 mono at the config's "
+                 'rate.')
   HOMEPAGE = 'https://github.com/mdeff/fma'
   CITATION = """@inproceedings{defferrard2017fma,
   title = {{FMA}: A Dataset for Music Analysis},
@@ -326,7 +363,7 @@ class Fma(base.AudioBuilder):
       splits, unknown = official_split(rows)
     else:
       splits = random70_split(rows, config.split_seed)
-    self._source = AudioSource.find(manual_dir, config.subset)
+    self._source = AudioSource.find(manual_dir, FULL if config.full else config.subset)
     for row in unknown:
       self._skip(self._track(row)[0], f"unknown ('set', 'split') value {row.split!r}")
     return {name: self._tracks(split_rows) for name, split_rows in splits.items() if split_rows}
@@ -346,9 +383,10 @@ class Fma(base.AudioBuilder):
     """(base.Track of a row, whether its clip exists); a zip member's source is (zip, member)."""
     path, member, exists = self._source.locate(row.track_id)
     source = (self._source.path, member) if member else None
+    estimate = (row.duration or FULL_TRACK_S) if self.builder_config.full else CLIP_S
     return base.Track(track_id=f'{row.track_id:06d}', label=row.genre or UNKNOWN,
                       artist_id=row.artist_id, path=path, source=source,
-                      duration_s=CLIP_S), exists
+                      duration_s=estimate), exists
 
   def _blocks(self, track):
     if track.source is None:

@@ -3,6 +3,7 @@
   manual_dir = fake_fma.write_fake_fma(tmp_path)               # fma_metadata/, fma_small/
   manual_dir = fake_fma.write_fake_fma(tmp_path, zipped=True)  # fma_metadata.zip, fma_small.zip
   manual_dir = fake_fma.write_fake_fma(tmp_path, extra=fake_fma.more_tracks(24))  # a few dozen
+  manual_dir = fake_fma.write_fake_fma(tmp_path, full=True)    # fma_full/: every large track
 
 `TRACKS` is the ground truth the tests compare a build with: all three subsets and splits (only
 the small clips have audio, as in fma_small), MP3s at 44.1 / 48 / 22.05 / 32 kHz, mono and
@@ -10,6 +11,10 @@ stereo, tones and noise of 1.5-2.5 s, one track without a top genre, and the bad
 must skip: an empty file, a text file named .mp3, a truncated MP3, a 0.4 s clip and a track
 with no file at all. Use `min_duration_s` around 1 s with it. The zips compress their members
 with bzip2, as FMA's do.
+
+The full layout (`fma_full/`, or `fma_full.zip`) has a file for every track of the large subset,
+at its full length (`FakeTrack.full_seconds`): three of them are 40-70 s, so a build cuts them
+into 30-s records.
 """
 
 import csv
@@ -57,10 +62,16 @@ class FakeTrack:
   channels: int = 1
   seconds: float = 2.0
   freq: float = 440.0  # 0 = noise
+  full_seconds: float | None = None  # the full-length file's seconds (None: `seconds`)
 
   @property
   def name(self):
     return f'{self.track_id:06d}'
+
+  @property
+  def full(self):
+    """The track as fma_full stores it."""
+    return dataclasses.replace(self, seconds=self.full_seconds or self.seconds)
 
 
 _S, _M, _L = 'small', 'medium', 'large'
@@ -83,11 +94,11 @@ TRACKS = (
     FakeTrack(108925, _S, 'test', 'Electronic', 23, kind='short', seconds=0.4),
     # Metadata only (fma_small has no audio for them).
     FakeTrack(3, _M, 'training', 'Jazz', 2),
-    FakeTrack(20, _M, 'validation', 'Pop', 3),
+    FakeTrack(20, _M, 'validation', 'Pop', 3, rate=22050, full_seconds=45.0, freq=350),
     FakeTrack(26, _M, 'test', '', 4),
-    FakeTrack(4, _L, 'training', 'Folk', 5),
+    FakeTrack(4, _L, 'training', 'Folk', 5, rate=22050, channels=2, full_seconds=70.0, freq=250),
     FakeTrack(30, _L, 'validation', 'Classical', 8),
-    FakeTrack(46, _L, 'test', 'Experimental', 9),
+    FakeTrack(46, _L, 'test', 'Experimental', 9, rate=32000, full_seconds=40.0, freq=0),
 )
 
 
@@ -153,7 +164,8 @@ def _row(track):
       ('artist', 'bio'): '<p>Plays "music", mostly.\nSince 2006.</p>',
       ('artist', 'tags'): "['fake']", ('artist', 'latitude'): '40.058324',
       ('set', 'split'): track.split, ('set', 'subset'): track.subset,
-      ('track', 'bit_rate'): '256000', ('track', 'duration'): str(int(track.seconds)),
+      ('track', 'bit_rate'): '256000',
+      ('track', 'duration'): str(int(track.full_seconds or track.seconds)),  # the full track's
       ('track', 'genre_top'): track.genre, ('track', 'genres'): genres,
       ('track', 'genres_all'): genres, ('track', 'interest'): '4656',
       ('track', 'language_code'): 'en', ('track', 'listens'): '1293', ('track', 'number'): '3',
@@ -186,27 +198,30 @@ def _zip_folder(folder, zip_path):
         z.write(path, os.path.relpath(path, parent))
 
 
-def write_fake_fma(root, zipped=False, extra=()):
+def write_fake_fma(root, zipped=False, extra=(), full=False):
   """Writes the fake download under `root`; returns the manual_dir.
 
   Args:
     root: an existing folder; the manual_dir is `root/fma`.
-    zipped: write fma_metadata.zip and fma_small.zip instead of the extracted folders.
+    zipped: write fma_metadata.zip and fma_small.zip (fma_full.zip) instead of the folders.
     extra: more small `FakeTrack`s (e.g. `more_tracks(n)`), in tracks.csv and with clips.
+    full: write fma_full (every track of the large subset, at its full length) instead of
+      fma_small.
   """
   manual_dir = os.path.join(os.fspath(root), 'fma')
   metadata = os.path.join(manual_dir, 'fma_metadata')
-  small = os.path.join(manual_dir, 'fma_small')
+  audio = os.path.join(manual_dir, 'fma_full' if full else 'fma_small')
   write_tracks_csv(os.path.join(metadata, 'tracks.csv'), TRACKS + tuple(extra))
   with open(os.path.join(metadata, 'README.txt'), 'w') as f:
     f.write('Fake FMA metadata for tests.\n')
-  for track in tracks('small') + list(extra):
+  for track in tracks('large' if full else 'small') + list(extra):
     if track.kind != 'missing':
-      _write_clip(track, os.path.join(small, track.name[:3], track.name + '.mp3'))
-  with open(os.path.join(small, 'README.txt'), 'w') as f:
-    f.write('Fake fma_small for tests.\n')
+      _write_clip(track.full if full else track,
+                  os.path.join(audio, track.name[:3], track.name + '.mp3'))
+  with open(os.path.join(audio, 'README.txt'), 'w') as f:
+    f.write('Fake fma_full for tests.\n' if full else 'Fake fma_small for tests.\n')
   if zipped:
-    for folder in (metadata, small):
+    for folder in (metadata, audio):
       _zip_folder(folder, folder + '.zip')
       shutil.rmtree(folder)
   return manual_dir

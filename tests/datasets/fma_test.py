@@ -121,8 +121,9 @@ def test_parse_tracks_reads_the_two_row_header(tmp_path):
     rows = fma.parse_tracks(f, path)
   assert len(rows) == len(fake_fma.TRACKS) == 21  # the `track_id,,,` row is not a track
   by_id = {r.track_id: r for r in rows}
-  assert by_id[140] == fma.Row(140, 'small', 'training', 'Old-Time / Historic', 54)
+  assert by_id[140] == fma.Row(140, 'small', 'training', 'Old-Time / Historic', 54, 2.0)
   assert by_id[1039].genre == '' and by_id[26].subset == 'medium'
+  assert by_id[4].duration == 70.0  # the full-length track's, which plans fma/full's shards
 
 
 def test_subset_membership_is_ordered_not_alphabetical(tmp_path):
@@ -169,12 +170,28 @@ def test_random70_build(tmp_path):
 
 def test_registered_configs():
   names = {c.name for c in fma.Fma.BUILDER_CONFIGS}
-  assert len(names) == 18 and {'small', 'medium_22k', 'large_random70_16k'} <= names
+  assert len(names) == 24 and {'small', 'medium_22k', 'large_random70_16k', 'full',
+                                'full_random70_16k'} <= names
   builder = datasets.get_builder('fma/small_random70_22k', data_dir='/nonexistent')
   config = builder.builder_config
   assert (config.subset, config.split_mode, config.storage_rate) == ('small', 'random70', 22050)
   assert config.min_duration_s == 5.0
   assert datasets.get_builder('fma', data_dir='/nonexistent').builder_config.name == 'small'
+  full = datasets.get_builder('fma/full_22k', data_dir='/nonexistent').builder_config
+  assert (full.subset, full.full, full.split_mode, full.max_record_s) == (
+      'large', True, 'official', 30.0)
+  assert not config.full
+
+
+def test_full_reads_fma_full_only(tmp_path):
+  # fma_large's 30-s clips are not the full-length tracks: a full config must not fall back.
+  manual_dir = fake_fma.write_fake_fma(tmp_path)  # fma_small/ only
+  config = fma.FmaConfig(name='full_test', subset='large', full=True, min_duration_s=MIN_S)
+  builder = fma.Fma(config=config, data_dir=os.path.join(tmp_path, 'data'),
+                    file_format='array_record')
+  with pytest.raises(errors.InputError, match='no fma_full.zip or fma_full/'):
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
 
 
 def _assert_instructions(error, path):

@@ -105,6 +105,59 @@ def test_no_tensorflow_past_the_shuffler_threshold(fake, tmp_path, monkeypatch):
   assert 'tensorflow' not in sys.modules
 
 
+# fma/full: every track of the large subset from fma_full.zip; three are 40-70 s long.
+FULL_CHUNKS = {'000004': (70.0, 'train'), '000020': (45.0, 'validation'),
+               '000046': (40.0, 'test')}
+
+
+def _full_build(root, manual_dir, workers):
+  config = fma.FmaConfig(name='shards_test_full', subset='large', full=True, storage_rate=8000,
+                         min_duration_s=MIN_S, shard_s=SHARD_S)
+  builder = fma.Fma(config=config, data_dir=os.path.join(root, 'data'),
+                    file_format='array_record')
+  builder.workers = workers
+  builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+      manual_dir=manual_dir))
+  return builder
+
+
+@pytest.fixture(scope='module', name='full')
+def full_fixture(tmp_path_factory):
+  manual_dir = fake_fma.write_fake_fma(tmp_path_factory.mktemp('full'), zipped=True, full=True,
+                                       extra=fake_fma.more_tracks(6))
+  return manual_dir, _full_build(tmp_path_factory.mktemp('full_loop'), manual_dir, workers=1)
+
+
+def test_full_holds_every_large_track_in_30_s_records(full):
+  _, builder = full
+  source = builder.as_data_source()
+  records = {}
+  for split in source:
+    for i in range(len(source[split])):
+      r = source[split][i]
+      records.setdefault((split, r['track_id'].decode()), []).append(r)
+  good = {t.name for t in fake_fma.tracks('large', kinds=('ok',))}
+  good |= {t.name for t in fake_fma.more_tracks(6, unknown_split=False)}
+  assert {track_id for _, track_id in records} == good  # medium and large tracks included
+  rate = builder.builder_config.storage_rate
+  for track_id, (seconds, split) in FULL_CHUNKS.items():
+    chunks = records[(split, track_id)]
+    assert [float(r['offset_s']) for r in chunks] == [30.0 * k for k in range(len(chunks))]
+    lengths = [int(r['num_samples']) for r in chunks]
+    assert lengths[:-1] == [30 * rate] * (len(chunks) - 1) and 0 < lengths[-1] <= 30 * rate
+    assert sum(lengths) == pytest.approx(seconds * rate, abs=0.03 * rate)
+    assert all(r['duration_s'] == pytest.approx(sum(lengths) / rate) for r in chunks)
+  skipped = {s['track_id'] for s in base.read_skipped(builder.data_dir)}
+  assert skipped == {'098565', '098567', '098569', '099134', '108925', '299999'}
+
+
+def test_full_pool_writes_the_same_bytes(full, tmp_path):
+  manual_dir, loop = full
+  pool = _full_build(tmp_path, manual_dir, workers=2)
+  assert _files(pool) == _files(loop)
+  assert len(loop.info.splits['train'].shard_lengths) > 1
+
+
 def _write_long_tone(folder, seconds, rate):
   folder.mkdir(parents=True, exist_ok=True)
   t = np.arange(int(seconds * rate)) / rate
