@@ -318,7 +318,8 @@ def complex_stft_loss(x, y, n_fft, hop, power=0.3):
 
 class RateConditionedCodecTask(CodecTask):
   """One codec, several bitrates (`configs/stft_codec.py`): each example trains at an operating
-  point p drawn uniformly, with rate weight `loss.lmbdas[p]`; validation runs every point
+  point p drawn uniformly, with rate weight `loss.lmbdas[p]`, on crops `augment`ed by
+  `config.augment`; validation runs every point
   through rounded symbols and reports `<part>_p<p>`, `kbps_estimated_p<p>`, `mel_distance_p<p>`
   and, as `loss`, the mean over points of distortion + lmbdas[p] x kbps."""
 
@@ -330,7 +331,8 @@ class RateConditionedCodecTask(CodecTask):
       raise errors.InputError('config.loss.lmbdas', f'{len(config.loss.lmbdas)} values for '
                                                     f'{self.model.num_points} operating points')
     self.crop_len = int(round(config.crop_s * config.sample_rate))
-    self.loss = functools.partial(_rate_codec_loss, self.model, config.loss, config.sample_rate)
+    self.loss = functools.partial(_rate_codec_loss, self.model, config.loss, config.augment,
+                                  config.sample_rate)
     self._eval_step = jax.jit(functools.partial(_rate_codec_eval, self.model, config.loss,
                                                 config.sample_rate))
 
@@ -375,12 +377,34 @@ def _rate_codec_terms(loss_config, sample_rate, model, out, length):
   return parts
 
 
-def _rate_codec_loss(model, loss_config, sample_rate, params, non_trainable, batch, rng):
-  noise, draw = jax.random.split(rng)
-  point = jax.random.randint(draw, batch['audio'].shape[:1], 0, model.num_points)
-  out = model.apply({'params': params, **non_trainable}, batch['audio'], train=True,
-                    point=point, rngs={'noise': noise})
-  parts = _rate_codec_terms(loss_config, sample_rate, model, out, batch['audio'].shape[-1])
+def augment(x, rng, config):
+  """Training crops x [B, T] -> crops the codec learns to code (and to reproduce).
+
+  With probability `config.mix` a crop is mixed with its batch neighbour's; each is scaled by a
+  gain uniform in `config.gain_db` dB, its polarity flipped with probability 1/2 if
+  `config.polarity`, and with probability `config.silence` replaced by digital silence (so the
+  rate model sees quiet and silent frames, which real training music seldom has); then clipped
+  to [-1, 1].
+  """
+  mix_key, gain_key, sign_key, silence_key = jax.random.split(rng, 4)
+  shape = x.shape[:1] + (1,) * (x.ndim - 1)  # one draw per crop
+  x = x + jax.random.bernoulli(mix_key, config.mix, shape) * jnp.roll(x, 1, axis=0)
+  low, high = config.gain_db
+  x = x * 10 ** (jax.random.uniform(gain_key, shape, minval=low, maxval=high) / 20)
+  if config.polarity:
+    x = jnp.where(jax.random.bernoulli(sign_key, 0.5, shape), -x, x)
+  x = jnp.where(jax.random.bernoulli(silence_key, config.silence, shape), 0.0, x)
+  return jnp.clip(x, -1.0, 1.0)
+
+
+def _rate_codec_loss(model, loss_config, augment_config, sample_rate, params, non_trainable,
+                     batch, rng):
+  noise, draw, augment_key = jax.random.split(rng, 3)
+  x = augment(batch['audio'], augment_key, augment_config)
+  point = jax.random.randint(draw, x.shape[:1], 0, model.num_points)
+  out = model.apply({'params': params, **non_trainable}, x, train=True, point=point,
+                    rngs={'noise': noise})
+  parts = _rate_codec_terms(loss_config, sample_rate, model, out, x.shape[-1])
   parts = {k: jnp.mean(v) for k, v in parts.items()}
   return parts.pop('loss'), parts
 
