@@ -11,7 +11,7 @@ import os
 from fmacomp.datasets import base
 
 _SPLIT_ORDER = {'train': 0, 'validation': 1, 'test': 2}
-# Records per `__getitems__` call: a batched read, small because each record still carries its audio
+# Records per `__getitems__` call: a batched read, small since each record still carries its audio
 # (up to 30 s; 256 at 44.1 kHz held ~1.7 GB at the end of a build, measured by build_bench).
 _READ_BATCH = 16
 
