@@ -46,7 +46,7 @@ from fmacomp import errors
 _MARGIN_S = 0.01
 _SCAN_BATCH = 64
 _TRACKS = {}  # (data_dir, split, records) -> _scan_tracks(...)
-_RECORDS = {}  # (data_dir, split, records) -> ranges.AudioRanges or _WholeRecords
+_RECORDS = {}  # (split, records, shard files) -> ranges.AudioRanges or _WholeRecords
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
 
 
@@ -106,7 +106,11 @@ class _WholeRecords:
 def _records(builder, split):
   """The split's `ranges.AudioRanges` (or `_WholeRecords`), indexed once per process."""
   info = builder.info.splits[split]
-  key = (os.fspath(builder.data_dir), split, info.num_examples)
+  try:  # a rebuild in place (prepare's overwrite) must not meet the old build's offsets
+    files = tuple((os.fspath(p), os.stat(p).st_mtime_ns) for p in info.filepaths)
+  except OSError:
+    files = tuple(os.fspath(p) for p in info.filepaths)
+  key = (split, info.num_examples, files)
   if key not in _RECORDS:
     _RECORDS[key] = (ranges.index_split(info.filepaths, info.shard_lengths) or
                      _WholeRecords(builder, split))
@@ -162,7 +166,7 @@ class _Batches:
                 self._hosts * np.arange(self._local, dtype=np.int64))  # [B]
     epochs, positions = np.divmod(elements, n)
     index = np.empty_like(elements)
-    for epoch in np.unique(epochs):  # a batch spans at most two epochs (one if n >= G)
+    for epoch in np.unique(epochs):  # at most two epochs unless n < G
       at = epochs == epoch
       index[at] = self._kept[self._order(int(epoch))[positions[at]]]
     room = np.maximum(self._records.num_samples[index] - self._length, 0) + 1

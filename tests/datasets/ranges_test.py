@@ -105,16 +105,13 @@ def _take(builder, n, **kwargs):
   return [next(iterator) for _ in range(n)]
 
 
-def test_whole_record_reads_give_the_same_batches_as_range_reads(builder):
+def test_whole_record_reads_give_the_same_batches_as_range_reads(builder, monkeypatch):
+  records = pipeline._records(builder, 'train')  # pylint: disable=protected-access
+  assert isinstance(records, ranges.AudioRanges)
   fast = _take(builder, 5, sample_rate=22050)
-  key = next(k for k in pipeline._RECORDS if k[1] == 'train')  # pylint: disable=protected-access
-  saved = pipeline._RECORDS[key]  # pylint: disable=protected-access
-  pipeline._RECORDS[key] = pipeline._WholeRecords(  # pylint: disable=protected-access
-      builder, 'train')
-  try:
-    slow = _take(builder, 5, sample_rate=22050)
-  finally:
-    pipeline._RECORDS[key] = saved  # pylint: disable=protected-access
+  whole = pipeline._WholeRecords(builder, 'train')  # pylint: disable=protected-access
+  monkeypatch.setattr(pipeline, '_records', lambda *_: whole)
+  slow = _take(builder, 5, sample_rate=22050)
   for a, b in zip(fast, slow):
     for k in a:
       np.testing.assert_array_equal(a[k], b[k])
