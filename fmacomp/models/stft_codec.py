@@ -20,12 +20,18 @@ ConvNeXt block (Liu et al. 2022, 1-D as in Vocos): x + g * W2 gelu(W1 LN(depthwi
 the depthwise conv written as k shifted multiply-adds (XLA's grouped conv is slow on CPU).
 
 Cost per frame at width 256, 4 + 5 blocks, MLP x3, 32 latent channels (`macs_per_frame`):
-encoder 2.38 M MACs (input projection 0.79 M, blocks 0.40 M each), decoder 2.50 M (head
+encoder 2.38 M MACs (input projection 0.79 M, blocks 0.40 M each), decoder 2.51 M (head
 0.52 M); x 86.1 frames/s = 0.20 GMAC/s to encode and 0.22 GMAC/s to decode, the FFTs
 (~0.03 M multiplies a frame) and the hyperprior (~0.01 M) aside.
 
 Non-causal with a bounded receptive field (`context()`), so chunked coding equals whole-file
 coding (fmacomp.fmac.compress). Every length codes: F = ceil(T / hop) >= 1 frames, any T >= 1.
+Symbols are stored as [F, C + Cz] (y, then z) and coded by the family's own stream coder
+(`stream_coding()`, `fmacomp.models.hyperprior_coder`); `point` picks the operating point.
+
+Measured (one CPU thread, XLA single-threaded, random weights, 20 s of audio, on a shared
+machine at load ~20): the networks run 80x (encode) and 71x (decode) real time, the ANS
+coder 790x / 350x.
 """
 
 import math
