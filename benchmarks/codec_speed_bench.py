@@ -6,9 +6,10 @@ Every codec does the same work, file to file, in this process pinned to one core
 single-threaded, set before jax is imported): encode = read a mono float WAV of --seconds of
 real music (44.1 kHz) and write the compressed file; decode = read it and write a 16-bit WAV at
 the original rate. fmacomp runs `compress.encode_file` / `decode_file` (resampling to and from
-22.05 kHz, the network, entropy coding); MP3 (LAME, CBR 8 kbps at 8 kHz) and Opus (12 kbps,
-48 kHz) run through soundfile with the resampling their rates need, as
-`fmacomp.evaluation.baselines` does.
+22.05 kHz, the network, entropy coding); MP3 (LAME, CBR 8 kbps at the sample rate
+`baselines.mp3_setting` picks for it, the one that measured best on validation) and Opus (VBR,
+12 kbps target, 48 kHz input) run through soundfile with the resampling their rates need and
+the same settings as `fmacomp.evaluation.baselines` (a `<codec>_setting=` line says which).
 
 Start-up is reported apart: the model's load (weights, CDF tables) and the compilation of the
 codec (the first coding of a 20-s clip minus the second). Steady state is the best of
@@ -67,10 +68,12 @@ def _baseline_coder(name, kbps):
     rate, bitrate = baselines.mp3_setting(kbps, RATE)
     kwargs = dict(format='MP3', subtype='MPEG_LAYER_III', bitrate_mode='CONSTANT',
                   compression_level=baselines.lame_compression_level(bitrate, rate))
+    setting = f'CBR {bitrate} kbps at {rate} Hz'
   else:
     rate = baselines.OPUS_RATE
     kwargs = dict(format='OGG', subtype='OPUS',
-                  compression_level=float(1.0 - (kbps * 1000 - 6000 + 0.5) / 250000))
+                  compression_level=baselines.opus_compression_level(kbps))
+    setting = f'VBR target {kbps:g} kbps at {rate} Hz'
 
   def encode(wav, out):
     x, _ = audio.read_audio(wav)
@@ -79,7 +82,7 @@ def _baseline_coder(name, kbps):
   def decode(coded, wav):
     y, got = audio.read_audio(coded)
     sf.write(wav, audio.resample(y, got, RATE), RATE, subtype='PCM_16')
-  return encode, decode
+  return encode, decode, setting
 
 
 def _measure(encode, decode, long_wav, tmp, ext, seconds):
@@ -159,10 +162,11 @@ def main(argv):
     sf.write(long_wav, x, RATE, subtype='FLOAT')
     sf.write(short_wav, x[:20 * RATE], RATE, subtype='FLOAT')
     for name, kbps in BASELINES:
-      encode, decode = _baseline_coder(name, kbps)
+      encode, decode, setting = _baseline_coder(name, kbps)
       ext = '.mp3' if name == 'mp3' else '.opus'
       results[f'{name}_{kbps:g}kbps'] = _measure(encode, decode, long_wav, tmp, ext, seconds)
-      logging.info('%s done', name)
+      logging.info('%s (%s) done', name, setting)
+      print(f'{name}_{kbps:g}kbps_setting={setting}')
     for spec in specs:
       name, result = _fmacomp(spec, long_wav, short_wav, tmp, seconds)
       results[name] = result

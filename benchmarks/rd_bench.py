@@ -1,29 +1,37 @@
 r"""Rate-distortion on real music: fmacomp's shipped codecs vs MP3, Opus and resampling.
 
   python benchmarks/rd_bench.py [--out=/tmp/rd] [--manual_dir=../shared/realmusic]
-      [--models=music-6kbps,...] [--excerpt_s=10]
+      [--models=music-6kbps,...] [--excerpt_s=10] [--excerpts=4] [--visqol_excerpts=2]
 
-Clips: a --excerpt_s excerpt from the middle of every recording of the folder's test split
-(splits.json; never a training recording), downmixed to mono at its stored rate: that is the
-reference every metric compares with (DESIGN.md "Metrics").
+Clips: --excerpts evenly spaced --excerpt_s excerpts strictly inside every recording of the
+folder's --split (splits.json; never a training recording; `clips.folder_excerpts`), downmixed
+to mono at its stored rate: that is the reference every metric compares with (DESIGN.md
+"Metrics"). ViSQOL, which costs about a second of CPU per audio second, runs on the
+--visqol_excerpts excerpts nearest each recording's middle (all with -1), for the codecs in
+--visqol_codecs, and for baselines only at targets up to --visqol_max_kbps when it is set.
 
 - fmacomp: each shipped model (or --models: names or workdirs) codes the excerpt as a real file:
   the excerpt is written as a float WAV, `compress.encode_file` writes the .fmac and
-  `compress.decode_file` a 16-bit WAV (what `launch/decode.py` gives); kbps = bytes of the .fmac
-  file x 8 / seconds.
-- MP3 (soundfile/LAME, constant bitrate, the highest rate that allows the target), Opus
-  (soundfile/libopus, 48 kHz, variable bitrate) and the reference's resampling baseline
-  (16 bits per kept sample, nominal): `fmacomp.evaluation.baselines`, measured kbps.
+  `compress.decode_file` decodes it; kbps = bytes of the .fmac file x 8 / seconds.
+- MP3 (soundfile/LAME, constant bitrate, at the sample rate that measured best on validation for
+  each bitrate: `baselines.mp3_setting`, benchmarks/mp3_rates.py), Opus (soundfile/libopus,
+  48 kHz input, variable bitrate; its best input rate, same script) and the reference's
+  resampling baseline (16 bits per kept sample: nominal, not a file): `evaluation.baselines`.
 
-Every point is scored with `metrics.compute_all` (mel distance, LSD, ViSQOL, SI-SDR, seed
-spectral RMSE) and averaged over the clips. Writes rd.md (the table), rd.json (every clip) and
-rd.png (the curves) to --out, and ends with `name=value` lines, including the issue's goals:
-at or below 12 kbps, each fmacomp point against MP3 and Opus interpolated to its bitrate (log
-kbps; a baseline that cannot go as low is taken at its lowest measured point, i.e. given more
-bits).
+Every codec's output is scored the same way, as 16-bit PCM (`rows.as_pcm16`), with
+`metrics.compute_all`. Per setting: the mean over clips and its bootstrap 95 % interval that
+resamples recordings, not excerpts (`statistics.bootstrap_ci`). For each fmacomp point and each
+baseline (MP3, Opus): the baseline at the same bitrate (linear in log kbps between its points;
+below its lowest point, that point, i.e. more bits; none above its highest), the paired win rate
+(clip by clip, each clip's baseline points interpolated to fmacomp's kbps on that clip), and the
+BD-rate (`statistics.bd_rate`) of each model and of all models as one curve ('music-*' for the
+shipped ones), or `n/a (reason)` where it is undefined. Writes rd.md, rd.json (every clip) and
+rd.png to --out and ends with `name=value` lines.
 """
 
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import tempfile
 
@@ -33,14 +41,16 @@ import numpy as np
 import soundfile as sf
 
 from fmacomp import audio
-from fmacomp.evaluation import baselines
-import launcher
-from fmacomp.datasets import music_folder
 from fmacomp import errors
 from fmacomp import files
+from fmacomp import metrics
+from fmacomp.evaluation import baselines
+from fmacomp.evaluation import clips as clips_lib
+from fmacomp.evaluation import rows as rows_lib
+from fmacomp.evaluation import statistics
 from fmacomp.fmac import compress
 from fmacomp.fmac import model_store
-from fmacomp import metrics
+import launcher
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _DIR = flags.DEFINE_string('manual_dir', os.path.join(_REPO, '..', 'shared', 'realmusic'),
@@ -49,81 +59,112 @@ _SPLIT = flags.DEFINE_string('split', 'test', 'Split whose recordings are coded.
 _OUT = flags.DEFINE_string('out', '/tmp/rd_bench', 'Folder for rd.md, rd.json and rd.png.')
 _MODELS = flags.DEFINE_list('models', [], 'Shipped names or workdirs (default: every shipped).')
 _EXCERPT_S = flags.DEFINE_float('excerpt_s', 10.0, 'Seconds per clip.')
+_EXCERPTS = flags.DEFINE_integer('excerpts', 4, 'Evenly spaced excerpts per recording.')
+_VISQOL_EXCERPTS = flags.DEFINE_integer(
+    'visqol_excerpts', -1, 'ViSQOL on this many excerpts per recording, nearest its middle '
+    '(-1: all).')
+_VISQOL_CODECS = flags.DEFINE_list('visqol_codecs', ['fmacomp', 'mp3', 'opus'],
+                                   'Codecs that get ViSQOL (resampling is a band-limit ceiling).')
+_VISQOL_MAX = flags.DEFINE_float('visqol_max_kbps', None,
+                                 'ViSQOL on baseline targets up to this (fmacomp: always).')
 _MP3 = flags.DEFINE_list('mp3_kbps', ['8', '16', '24', '32', '48', '64'], 'MP3 targets.')
 _OPUS = flags.DEFINE_list('opus_kbps', ['6', '8', '12', '16', '24', '32', '64'], 'Opus targets.')
 _RESAMPLING = flags.DEFINE_list('resampling_kbps', ['16', '32', '64', '128'],
                                 'Resampling baseline targets (16 bits per kept sample).')
 _METRICS = flags.DEFINE_list('metrics', list(metrics.METRICS), 'Metrics to compute.')
+_WORKERS = flags.DEFINE_integer('workers', 2, 'Scoring processes.')
 GOAL_KBPS = 12.0
+ORDER = {'fmacomp': 0, 'mp3': 1, 'opus': 2, 'resampling': 3}
 
 
-def clips(folder, split, seconds):
-  """[(relpath, float32 [T] mono excerpt, rate)] from the middle of each recording of `split`."""
-  splits = music_folder.read_splits_file(os.path.join(folder, music_folder.SPLITS_FILE))
-  out = []
-  for rel in sorted(p for p, s in splits.items() if s == split):
-    path = os.path.join(folder, rel)
-    info = audio.audio_info(path)
-    start = max(0.0, (info.duration_s - seconds) / 2)
-    x, rate = audio.read_audio(path, start_s=start, duration_s=seconds)
-    out.append((rel, x, rate))
-  if not out:
-    raise errors.InputError(folder, f'no recordings in split {split!r}')
-  return out
+def _visqol_excerpts(count):
+  """Excerpt indices that get ViSQOL: the `count` nearest the recording's middle."""
+  if _VISQOL_EXCERPTS.value < 0:
+    return set(range(count))
+  middle = (count - 1) / 2
+  return set(sorted(range(count), key=lambda k: (abs(k - middle), k))[:_VISQOL_EXCERPTS.value])
 
 
-def _score(x, y, rate):
-  return metrics.compute_all(x, y, rate, metrics=_METRICS.value)
+def _score(job):
+  """metrics of one decoded clip, its output as 16-bit PCM (run in a worker process)."""
+  reference, decoded, rate, names = job
+  return metrics.compute_all(reference, rows_lib.as_pcm16(decoded), rate, metrics=names)
 
 
-def fmacomp_rows(spec, excerpts, tmp):
-  """One row per clip: the shipped model (or workdir) `spec` through real .fmac files."""
+def fmacomp_decoded(spec, excerpts, tmp):
+  """(setting, [(decoded, kbps)]) of the shipped model (or workdir) `spec` through .fmac files."""
   codec = model_store.load(spec)
   # A workdir's files carry the config's model name: the row is named after the workdir.
   setting = codec.point.model if spec in model_store.shipped_models() else os.path.basename(
       os.path.normpath(spec))
-  rows = []
-  for rel, x, rate in excerpts:
-    wav, fmac, out = (os.path.join(tmp, n) for n in ('in.wav', 'x.fmac', 'out.wav'))
-    sf.write(wav, x, rate, subtype='FLOAT')
+  out = []
+  for clip in excerpts:
+    wav, fmac, dec = (os.path.join(tmp, n) for n in ('in.wav', 'x.fmac', 'out.wav'))
+    sf.write(wav, clip.audio, clip.rate, subtype='FLOAT')
     result = compress.encode_file(wav, fmac, codec)
-    compress.decode_file(fmac, out, model=codec)
-    y, _ = audio.read_audio(out)
-    rows.append(dict(codec='fmacomp', setting=setting, clip=rel,
-                     kbps=result.kbps, measured=True, **_score(x, y, rate)))
-    logging.info('%s %s: %.2f kbps', setting, rel, result.kbps)
-  return rows
+    compress.decode_file(fmac, dec, model=codec, subtype='FLOAT')  # quantised when scored
+    out.append((audio.read_audio(dec)[0], result.kbps))
+  return setting, out
 
 
-def baseline_rows(excerpts):
-  rows = []
+def settings(excerpts, tmp):
+  """Yields (codec, setting, measured, [(decoded, kbps)]) for every point, one at a time."""
+  for spec in _MODELS.value or model_store.shipped_models():
+    setting, decoded = fmacomp_decoded(spec, excerpts, tmp)
+    yield 'fmacomp', setting, True, decoded
   for name, targets in (('mp3', _MP3.value), ('opus', _OPUS.value),
                         ('resampling', _RESAMPLING.value)):
     for kbps in map(float, targets):
-      for rel, x, rate in excerpts:
-        r = baselines.BASELINES[name](x, rate, kbps)
-        rows.append(dict(codec=name, setting=f'{kbps:g}', clip=rel, kbps=r.kbps,
-                         measured=r.measured, **_score(x, r.decoded, rate)))
-      logging.info('%s %g kbps done', name, kbps)
+      results = [baselines.BASELINES[name](c.audio, c.rate, kbps) for c in excerpts]
+      yield name, f'{kbps:g}', results[0].measured, [(r.decoded, r.kbps) for r in results]
+
+
+def clip_rows(excerpts, pool):
+  """One row per (point, clip): codec, setting, clip, excerpt, kbps, measured, metrics."""
+  rows = []
+  per_recording = max(c.excerpt for c in excerpts) + 1
+  with_visqol = _visqol_excerpts(per_recording)
+  with tempfile.TemporaryDirectory() as tmp:
+    for codec, setting, measured, decoded in settings(excerpts, tmp):
+      jobs = []
+      for clip, (y, _) in zip(excerpts, decoded):
+        names = [m for m in _METRICS.value if m != 'visqol' or (
+            clip.excerpt in with_visqol and codec in _VISQOL_CODECS.value and (
+                codec == 'fmacomp' or _VISQOL_MAX.value is None
+                or float(setting) <= _VISQOL_MAX.value))]
+        jobs.append((clip.audio, y, clip.rate, names))
+      for clip, (_, kbps), scores in zip(excerpts, decoded, pool.map(_score, jobs)):
+        rows.append(dict(codec=codec, setting=setting, clip=clip.track_id,
+                         excerpt=clip.excerpt, kbps=kbps, measured=measured, **scores))
+      logging.info('%s %s: %.2f kbps', codec, setting, np.mean([k for _, k in decoded]))
   return rows
 
 
 def summarise(rows):
-  """Mean kbps and metrics per (codec, setting), ordered by codec then bitrate."""
+  """Per (codec, setting): mean kbps, and per metric the mean, its 95 % interval and n."""
   groups = {}
   for row in rows:
     groups.setdefault((row['codec'], row['setting']), []).append(row)
   table = []
   for (codec, setting), members in groups.items():
     entry = dict(codec=codec, setting=setting, clips=len(members),
+                 recordings=len({m['clip'] for m in members}),
                  kbps=float(np.mean([m['kbps'] for m in members])),
                  measured=all(m['measured'] for m in members))
     for name in _METRICS.value:
-      values = [m[name] for m in members if name in m]
-      entry[name] = float(np.mean(values)) if values else float('nan')
+      scored = [(m[name], m['clip']) for m in members if name in m]
+      entry[name] = float(np.mean([v for v, _ in scored])) if scored else None
+      entry[f'{name}_ci95'] = list(statistics.bootstrap_ci(*zip(*scored))) if scored else None
+      entry[f'{name}_n'] = len(scored)
     table.append(entry)
-  order = {'fmacomp': 0, 'mp3': 1, 'opus': 2, 'resampling': 3}
-  return sorted(table, key=lambda e: (order.get(e['codec'], 9), e['kbps']))
+  return sorted(table, key=lambda e: (ORDER.get(e['codec'], 9), e['kbps']))
+
+
+def _fmt(e, name):
+  if e[name] is None:
+    return 'n/a'
+  low, high = e[f'{name}_ci95']
+  return f'{e[name]:.3f} [{low:.3f}, {high:.3f}]'
 
 
 def markdown(table):
@@ -133,90 +174,151 @@ def markdown(table):
   for e in table:
     kbps = f"{e['kbps']:.2f}" + ('' if e['measured'] else ' (nominal)')
     lines.append(f"| {e['codec']} | {e['setting']} | {kbps} | " +
-                 ' | '.join(f'{e[n]:.3f}' for n in names) + ' |')
+                 ' | '.join(_fmt(e, n) for n in names) + ' |')
   return '\n'.join(lines) + '\n'
 
 
-def interpolate(table, codec, metric, kbps):
-  """`codec`'s `metric` at `kbps` (linear in log kbps; clamped to its measured range)."""
-  points = sorted((e['kbps'], e[metric]) for e in table if e['codec'] == codec)
-  if not points:
-    return float('nan')
-  xs, ys = zip(*points)
-  return float(np.interp(np.log(kbps), np.log(xs), ys))
+def baseline_at(table, codec, metric, kbps):
+  """`codec`'s mean `metric` at `kbps` (`statistics.paired_baseline` on the means)."""
+  points = [(e['kbps'], e[metric]) for e in table if e['codec'] == codec]
+  return statistics.paired_baseline(kbps, *zip(*points)) if points else None
+
+
+def win_rates(rows, setting, base, metric):
+  """(wins, n) of fmacomp `setting` over `base`, clip by clip at fmacomp's kbps on the clip."""
+  by_clip = {}
+  for r in rows:
+    by_clip.setdefault((r['clip'], r['excerpt']), []).append(r)
+  ours, theirs = [], []
+  for members in by_clip.values():
+    mine = next((r for r in members if r['codec'] == 'fmacomp' and r['setting'] == setting),
+                None)
+    points = [(r['kbps'], r.get(metric)) for r in members if r['codec'] == base]
+    if mine is None or mine.get(metric) is None or not points:
+      continue
+    ours.append(mine[metric])
+    theirs.append(statistics.paired_baseline(mine['kbps'], *zip(*points)))
+  return statistics.win_rate(ours, theirs, metric in metrics.HIGHER_IS_BETTER)
+
+
+def curves(table):
+  """{name: [settings]}: each fmacomp point alone, and all of them as one curve."""
+  points = [e['setting'] for e in table if e['codec'] == 'fmacomp']
+  out = {p: [p] for p in points}
+  if len(points) > 1:
+    prefix = os.path.commonprefix(points).rsplit('-', 1)[0]
+    out[f'{prefix}-*' if prefix else 'all'] = points
+  return out
+
+
+def bd_rates(table):
+  """name=value lines: BD-rate of each fmacomp curve against MP3 and Opus, per metric."""
+  lines = []
+  for name, members in curves(table).items():
+    for base in ('mp3', 'opus'):
+      for metric in ('mel_distance', 'visqol'):
+        if metric not in _METRICS.value:
+          continue
+        higher = metric in metrics.HIGHER_IS_BETTER
+        anchor = [(e['kbps'], e[metric]) for e in table if e['codec'] == base]
+        test = [(e['kbps'], e[metric]) for e in table
+                if e['codec'] == 'fmacomp' and e['setting'] in members]
+        if not anchor or not test:
+          continue
+        value, reason = statistics.bd_rate(list(zip(*anchor)), list(zip(*test)), higher,
+                                           names=(base, name))
+        text = f'{value:.1f}' if value is not None else f'n/a ({reason})'
+        lines.append(f'bd_rate_{name}_vs_{base}_{metric}={text}')
+        if len(members) == 1 and test[0][1] is not None:
+          kbps, reason = statistics.rate_at_quality(list(zip(*anchor)), test[0][1], higher)
+          text = f'{kbps:.2f}' if kbps is not None else f'n/a ({reason})'
+          lines.append(f'{base}_kbps_at_{name}_{metric}={text}')
+  return lines
+
+
+def comparisons(table, rows):
+  """name=value lines for each fmacomp point against MP3 and Opus at its bitrate."""
+  lines = []
+  for e in (e for e in table if e['codec'] == 'fmacomp'):
+    p = e['setting']
+    lines.append(f"{p}_kbps={e['kbps']:.3f}")
+    for metric in ('mel_distance', 'visqol'):
+      if metric not in _METRICS.value or e[metric] is None:
+        continue
+      lines.append(f'{p}_{metric}={e[metric]:.4f}')
+      lines.append(f'{p}_{metric}_ci95={e[metric + "_ci95"][0]:.4f},{e[metric + "_ci95"][1]:.4f}')
+      for base in ('mp3', 'opus'):
+        theirs = baseline_at(table, base, metric, e['kbps'])
+        if theirs is None:
+          continue
+        lines.append(f'{base}_at_{p}_{metric}={theirs:.4f}')
+        wins, n = win_rates(rows, p, base, metric)
+        lines.append(f'{p}_{metric}_wins_vs_{base}={wins}/{n}')
+        if e['kbps'] <= GOAL_KBPS:
+          better = e[metric] > theirs if metric in metrics.HIGHER_IS_BETTER else e[metric] < theirs
+          lines.append(f'{p}_{metric}_beats_{base}={int(better)}')
+  return lines
 
 
 def plot(table, path):
+  """The curves per metric; resampling's nominal points hollow and labelled, intervals drawn."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   shown = [m for m in ('mel_distance', 'log_spectral_distance', 'visqol', 'si_sdr')
            if m in _METRICS.value]
-  fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
-  styles = {'fmacomp': 'o-', 'mp3': 's--', 'opus': '^--', 'resampling': 'x:'}
+  fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
+  styles = {'fmacomp': ('tab:red', 'o', '-'), 'mp3': ('tab:blue', 's', '--'),
+            'opus': ('tab:green', '^', '--'), 'resampling': ('tab:gray', 'D', ':')}
   for ax, metric in zip(axes[0], shown):
-    for codec, style in styles.items():
-      points = [(e['kbps'], e[metric]) for e in table if e['codec'] == codec]
-      if points:
-        ax.plot(*zip(*sorted(points)), style, label=codec)
+    for codec, (color, marker, line) in styles.items():
+      points = sorted((e['kbps'], e[metric], e[metric + '_ci95'], e['measured']) for e in table
+                      if e['codec'] == codec and e[metric] is not None)
+      if not points:
+        continue
+      kbps, values, ci, measured = zip(*points)
+      errors_ = np.abs(np.asarray(ci).T - np.asarray(values))  # [2, K]
+      nominal = not all(measured)
+      ax.errorbar(kbps, values, yerr=errors_, fmt=line, color=color, capsize=2, lw=1,
+                  label=codec + (' (nominal kbps)' if nominal else ''))
+      ax.scatter(kbps, values, marker=marker, color=color, s=22, zorder=3,
+                 facecolors='none' if nominal else color)
     ax.set_xscale('log')
-    ax.set_xlabel('measured kbps')
+    ax.set_xlabel('kbps (measured file; hollow: nominal 16 bits/sample)', fontsize=8)
     ax.set_title(metric + (' (higher is better)' if metric in metrics.HIGHER_IS_BETTER else
                            ' (lower is better)'), fontsize=9)
     ax.grid(alpha=0.3)
-  axes[0][0].legend(fontsize=8)
+  axes[0][0].legend(fontsize=7)
+  fig.suptitle('mean over clips, bars: bootstrap 95 % interval over recordings', fontsize=8)
   fig.tight_layout()
   with files.atomic_path(path) as tmp:
     fig.savefig(tmp, dpi=110, format='png')
   plt.close(fig)
 
 
-def goals(table):
-  """name=value lines for each fmacomp point at or below GOAL_KBPS against MP3 and Opus."""
-  lines = []
-  for e in (e for e in table if e['codec'] == 'fmacomp'):
-    p = e['setting']
-    lines.append(f"{p}_kbps={e['kbps']:.3f}")
-    for metric in ('mel_distance', 'visqol'):
-      if metric not in _METRICS.value:
-        continue
-      lines.append(f'{p}_{metric}={e[metric]:.4f}')
-      for base in ('mp3', 'opus'):
-        lines.append(f"{base}_at_{p}_{metric}={interpolate(table, base, metric, e['kbps']):.4f}")
-    if e['kbps'] <= GOAL_KBPS and 'mel_distance' in _METRICS.value:
-      for base in ('mp3', 'opus'):
-        theirs = interpolate(table, base, 'mel_distance', e['kbps'])
-        if not np.isnan(theirs):  # no goal line against a baseline that was not run
-          lines.append(f"{p}_mel_beats_{base}={int(e['mel_distance'] < theirs)}")
-      theirs = interpolate(table, 'opus', 'visqol', e['kbps'])
-      if 'visqol' in _METRICS.value and not np.isnan(theirs):
-        lines.append(f"{p}_visqol_beats_opus={int(e['visqol'] > theirs)}")
-  return lines
-
-
 def main(argv):
   del argv
-  excerpts = clips(_DIR.value, _SPLIT.value, _EXCERPT_S.value)
+  excerpts = clips_lib.folder_excerpts(_DIR.value, _SPLIT.value, _EXCERPT_S.value,
+                                       _EXCERPTS.value)
   logging.info('%d clips of %.0f s from %s', len(excerpts), _EXCERPT_S.value, _SPLIT.value)
-  specs = _MODELS.value or model_store.shipped_models()
-  if not specs:
+  if not (_MODELS.value or model_store.shipped_models()):
     raise errors.InputError('--models', 'no shipped model and none given')
-  rows = []
-  with tempfile.TemporaryDirectory() as tmp:
-    for spec in specs:
-      rows += fmacomp_rows(spec, excerpts, tmp)
-  rows += baseline_rows(excerpts)
+  # Spawned workers: forking a process that has started JAX's threads can deadlock.
+  with concurrent.futures.ProcessPoolExecutor(
+      _WORKERS.value, mp_context=multiprocessing.get_context('spawn')) as pool:
+    rows = clip_rows(excerpts, pool)
   table = summarise(rows)
   os.makedirs(_OUT.value, exist_ok=True)
   text = markdown(table)
-  for name, content in (('rd.md', text), ('rd.json', json.dumps(dict(table=table, clips=rows),
-                                                                 indent=1))):
-    with files.atomic_path(os.path.join(_OUT.value, name)) as tmp_path:
-      with open(tmp_path, 'w') as f:
-        f.write(content)
+  lines = comparisons(table, rows) + bd_rates(table)
+  recordings = len({c.track_id for c in excerpts})
+  lines += [f'clips={len(excerpts)}', f'recordings={recordings}', f'out={_OUT.value}']
+  files.write_text_atomic(os.path.join(_OUT.value, 'rd.md'), text)
+  files.write_text_atomic(os.path.join(_OUT.value, 'rd.json'), json.dumps(
+      dict(table=table, clips=rows, lines=lines), indent=1))
   plot(table, os.path.join(_OUT.value, 'rd.png'))
   print(text)
-  for line in goals(table) + [f'clips={len(excerpts)}', f'out={_OUT.value}']:
+  for line in lines:
     print(line)
 
 

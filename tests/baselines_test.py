@@ -27,17 +27,30 @@ def music3():
   return _music(3.0, seed=1)
 
 
+def test_mp3_setting_follows_the_measured_table():
+  assert baselines.MP3_MEL_VALIDATION  # benchmarks/mp3_rates.py's measurement
+  for bitrate, by_rate in baselines.MP3_MEL_VALIDATION.items():
+    # Every rate the measurement tried allows the bitrate, and every allowed one was tried.
+    assert set(by_rate) == set(baselines.mp3_candidates(bitrate, 44100)), bitrate
+    assert baselines.mp3_setting(bitrate, 44100) == (min(by_rate, key=by_rate.get), bitrate)
+
+
 @pytest.mark.parametrize('kbps, sample_rate, expected', [
-    (8, 44100, (24000, 8)),  # MPEG-1 rates start at 32 kbps
-    (12, 44100, (24000, 16)),  # nearest valid bitrate on a log scale
-    (24, 44100, (24000, 24)),
-    (32, 44100, (44100, 32)),
-    (128, 48000, (48000, 128)),
-    (320, 22050, (22050, 160)),  # never above the input's rate; MPEG-2 tops out at 160
-    (8, 8000, (8000, 8)),
+    (12, 44100, 16),  # the nearest valid bitrate on a log scale
+    (320, 22050, 160),  # never above the input's rate; MPEG-2 tops out at 160
+    (8, 8000, 8),
 ])
-def test_mp3_setting(kbps, sample_rate, expected):
-  assert baselines.mp3_setting(kbps, sample_rate) == expected
+def test_mp3_setting_picks_a_valid_bitrate_at_a_rate_that_allows_it(kbps, sample_rate, expected):
+  rate, bitrate = baselines.mp3_setting(kbps, sample_rate)
+  assert bitrate == expected and rate <= sample_rate
+  assert rate in baselines.mp3_candidates(bitrate, sample_rate)
+
+
+def test_mp3_at_a_low_bitrate_runs_below_24_khz():
+  # The issue's finding: 8 kbps at 24 kHz (MPEG-2's highest rate) is MP3 at its worst.
+  assert baselines.mp3_setting(8, 44100)[0] < 24000
+  with pytest.raises(errors.InputError, match='kbps'):
+    baselines.mp3(_music(0.5), SR, 8, rate=44100)  # MPEG-1 has no 8 kbps
 
 
 @pytest.mark.parametrize('kbps', [32, 64, 128])

@@ -22,6 +22,7 @@ from fmacomp.evaluation import codec_eval
 from fmacomp.evaluation import common
 from fmacomp.evaluation import evaluate
 from fmacomp.evaluation import rate_distortion as rd
+from fmacomp.evaluation import rows as rows_lib
 from fmacomp.fmac import compress
 from fmacomp.fmac import model_store
 from fmacomp import metrics
@@ -45,7 +46,8 @@ def results_fixture(study):
 def clips_of(study, results):
   builder = datasets.get_builder('synthetic_music/tiny', data_dir=str(study.data_dir))
   return clips_lib.test_clips(builder, results['settings']['clips'],
-                              results['settings']['clip_s'])
+                              results['settings']['clip_s'],
+                              per_track=results['settings']['clips_per_track'])
 
 
 def test_rows_carry_both_bitrates_honestly(results):
@@ -81,7 +83,8 @@ def test_rows_recompute_from_the_same_clips(study, results, tmp_path):
   rows = results['compression']['rows']
   mp3 = next(r for r in rows if r['family'] == 'mp3')
   decoded = [baselines.mp3(c.audio, c.rate, mp3['target_kbps']).decoded for c in clips]
-  values = [metrics.mel_distance(c.audio, y, c.rate) for c, y in zip(clips, decoded)]
+  values = [metrics.mel_distance(c.audio, rows_lib.as_pcm16(y), c.rate)  # 16-bit, as scored
+            for c, y in zip(clips, decoded)]
   assert mp3['metrics']['mel_distance']['mean'] == pytest.approx(np.mean(values), rel=1e-6)
   time_ae = next(r for r in rows if r['name'] == 'time_ae')
   per_clip, info, _ = rd.autoencoder_per_clip(str(study.workdir / 'time_ae'), clips, 0, 0)
@@ -191,7 +194,7 @@ def test_discovery_skips_runs_without_checkpoints(study, tmp_path):
 
 
 def test_each_evaluator_is_timed(results):
-  assert results['schema_version'] == evaluate.SCHEMA_VERSION == 2
+  assert results['schema_version'] == evaluate.SCHEMA_VERSION == 3
   names = [e.name for e in evaluate.EVALUATORS]
   assert names == ['autoencoders', 'codecs', 'baselines', 'genre', 'compressed_genre', 'latents']
   timing = results['timing_s']

@@ -65,6 +65,28 @@ def test_test_clips_are_middle_segments_spread_over_the_split(builder):
   assert len(clips_lib.test_clips(builder, count=50, clip_s=1.0)) == 5
 
 
+def test_several_clips_per_track_are_evenly_spaced_inside_it(builder):
+  clips = clips_lib.test_clips(builder, count=2, clip_s=0.5, per_track=2)
+  assert [(c.track_id, c.excerpt) for c in clips] == [
+      ('track100', 0), ('track100', 1), ('track104', 0), ('track104', 1)]
+  # track100 is 3 s: 2.5 s of room in three gaps, so the clips start at 0.833 and 1.667 s.
+  whole = tiny_builder.render(tiny_builder.Recipe(100, 3.0, tiny_builder.AMPLITUDE['test']))
+  for clip_, start in zip(clips[:2], (0.8333, 1.6667)):
+    first = int(round(start * 16000))
+    np.testing.assert_allclose(clip_.audio, whole[first:first + 8000], atol=1e-4)
+  assert clips_lib.excerpt_starts(25.0, 10.0, 4) == pytest.approx([3, 6, 9, 12])
+  assert clips_lib.excerpt_starts(30.0, 10.0, 1) == [10.0]
+  assert clips_lib.excerpt_starts(5.0, 10.0, 4) == [0.0]
+
+
+def test_pcm16_scoring_is_a_16_bit_file_and_idempotent():
+  x = np.linspace(-1.2, 1.2, 1001).astype(np.float32)
+  y = rows_lib.as_pcm16(x)
+  assert y.dtype == np.float32 and np.abs(y).max() <= 1.0
+  np.testing.assert_array_equal(np.round(y * 32768), y * 32768)  # 16-bit steps
+  np.testing.assert_array_equal(rows_lib.as_pcm16(y), y)
+
+
 def test_baseline_rows_measure_files_and_drop_repeated_settings():
   clips = [clip(seed=0), clip(seed=1)]
   ladder = {'mp3': (32, 160, 320), 'opus': (24,), 'resampling': (64, 256)}
@@ -76,9 +98,15 @@ def test_baseline_rows_measure_files_and_drop_repeated_settings():
   assert mp3['kbps_measured'] == pytest.approx(
       8 * sum(r.n_bytes for r in results) / sum(r.duration_s for r in results) / 1000)
   assert mp3['kbps_nominal'] is None and mp3['split'] == 'test'
-  expected = [metrics.mel_distance(c.audio, r.decoded, c.rate) for c, r in zip(clips, results)]
-  assert mp3['metrics']['mel_distance'] == pytest.approx(
-      {'mean': np.mean(expected), 'std': np.std(expected), 'n': 2, 'over': 'clips'})
+  # Scored as 16-bit PCM, like every codec's output.
+  expected = [metrics.mel_distance(c.audio, rows_lib.as_pcm16(r.decoded), c.rate)
+              for c, r in zip(clips, results)]
+  mel = mp3['metrics']['mel_distance']
+  assert {k: mel[k] for k in ('mean', 'std', 'n', 'over', 'recordings')} == pytest.approx(
+      {'mean': np.mean(expected), 'std': np.std(expected), 'n': 2, 'over': 'clips',
+       'recordings': 2})
+  assert mel['ci95'][0] <= mel['mean'] <= mel['ci95'][1]
+  assert mp3['per_clip']['recording'] == ['track0', 'track1']
   assert mp3['metrics']['visqol'] is None
   resampling = rows[-1]
   assert resampling['kbps_measured'] is None and resampling['kbps_nominal'] == pytest.approx(64)

@@ -34,6 +34,7 @@ def roundtrip(codec, clip, directory):
   wav, fmac, out = (os.path.join(directory, n) for n in ('in.wav', 'clip.fmac', 'out.wav'))
   audio.write_audio(wav, clip.audio, clip.rate, subtype='FLOAT')  # lossless input
   result = compress.encode_file(wav, fmac, codec)
+  # Float here; `rows.score` takes every codec's output as 16-bit PCM, this one's included.
   compress.decode_file(fmac, out, model=codec, subtype='FLOAT')
   decoded, _ = audio.read_audio(out)  # at the original's rate and length
   return decoded, result.bytes

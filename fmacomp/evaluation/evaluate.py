@@ -23,15 +23,22 @@ Each is timed on its own. Every number in results.json sits in a record that nam
 its runs (whose configs and seeds are under `runs`) and how many clips or seeds it averages. The
 listening clips of the report (the audio the compression rows yield) are written as FLAC under
 eval/audio/. Evaluation never imports reporting: `fmacomp.reporting` reads results.json.
-results.json (schema_version 2):
+results.json (schema_version 3):
 
   dataset, settings, runs{name: {workdir, kind, group, model, seed, config}}, skipped, clips
   compression.rows[]      name, family (fmacomp|mp3|opus|resampling), kind, split, runs, seeds,
-                          setting, kbps_nominal, kbps_measured (None: no file), per_clip,
-                          metrics{name: {mean, std, n, over: clips|seeds} or None}
+                          setting, kbps_nominal, kbps_measured (None: no file),
+                          per_clip{metric: [value], recording: [track id]},
+                          metrics{name: {mean, std, n, over: clips|seeds, ci95 (clips only:
+                          bootstrap over tracks), recordings} or None}
   reference_table.rows[]  latent_channels, reference_kbps, reference_rmse, name, row (ours:
                           freq_ae or a quantised freq_ae), kbps_nominal, kbps_measured,
                           seed_spectral_rmse (a metrics record)
+  win_rate                pairing, rows[]{row, name, baseline (mp3|opus), metric, kbps, wins, n,
+                          rate}: clips on which a measured fmacomp row beats the baseline at
+                          its bitrate (`comparisons`)
+  bd_rate                 method, rows[]{codec, rows, anchor, metric, bd_rate (% bits, None
+                          where undefined), reason, equal_quality_kbps (single rows)}
   genre.classifiers[]     name, frontend, encoder, segment_accuracy, song_accuracy (records),
                           runs[]{run, seed, step, segment|song: {accuracy, n, confusion,
                           per_class[]{label, precision, recall, support, predicted}}}
@@ -43,8 +50,10 @@ results.json (schema_version 2):
   timing_s                seconds: setup (runs, dataset, clips), each evaluator by name,
                           listening (writing the clips), total
 
-Schema versions: 2 times each evaluator (timing_s had fmacomp_rows, baselines, genre and
-projections before); every other field is as in 1.
+Schema versions: 3 adds win_rate, bd_rate, the metrics' ci95 and recordings, per_clip's
+recording and settings.clips_per_track, and scores every row's output as 16-bit PCM (float
+before); 2 times each evaluator (timing_s had fmacomp_rows, baselines, genre and projections
+before); every other field is as in 1.
 """
 
 import dataclasses
@@ -63,6 +72,7 @@ from fmacomp import errors
 from fmacomp.evaluation import baselines
 from fmacomp.evaluation import clips as clips_lib
 from fmacomp.evaluation import codec_eval
+from fmacomp.evaluation import comparisons
 from fmacomp.evaluation import common
 from fmacomp.evaluation import compressed_genre
 from fmacomp.evaluation import genre
@@ -72,7 +82,7 @@ from fmacomp.evaluation import rows as rows_lib
 from fmacomp import files
 
 REFERENCE_GENRE = {'song_accuracy': 0.45, 'segment_accuracy': 0.42}
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # In this order: compression rows are numbered as they come (fmacomp models, then baselines).
 EVALUATORS = (rate_distortion.AutoencoderEvaluator(), codec_eval.CodecEvaluator(),
               baselines.BaselineEvaluator(), genre.GenreEvaluator(),
@@ -83,8 +93,9 @@ ROWS = 'compression.rows'
 @dataclasses.dataclass
 class Options:
   """What an evaluation computes (presets: `PRESETS`)."""
-  clips: int = 6            # rate-distortion clips from the test split
-  clip_s: float = 3.0       # their length
+  clips: int = 6            # test tracks whose excerpts every rate-distortion row scores
+  clip_s: float = 3.0       # each excerpt's length
+  clips_per_track: int = 1  # evenly spaced excerpts per track (intervals resample tracks)
   visqol_clips: int = 1     # the first N clips also get ViSQOL (slow: ~2 s per audio second)
   ladder: str = 'quick'     # baseline bitrates: a key of baselines.LADDERS
   listen_clips: int = 2     # clips whose decoded audio goes to eval/audio for the report
@@ -97,8 +108,8 @@ PRESETS = {
     'smoke': Options(clips=2, clip_s=2.0, visqol_clips=0, ladder='smoke', listen_clips=1,
                      projection_points=120),
     'quick': Options(),
-    'full': Options(clips=32, clip_s=10.0, visqol_clips=8, ladder='full', listen_clips=4,
-                    projection_points=600),
+    'full': Options(clips=32, clip_s=10.0, clips_per_track=4, visqol_clips=8, ladder='full',
+                    listen_clips=4, projection_points=600),
 }
 
 
@@ -111,7 +122,7 @@ def make_options(preset='quick', **overrides):
   if options.ladder not in baselines.LADDERS:
     raise errors.InputError(f'ladder={options.ladder}',
                             f'choose from {", ".join(baselines.LADDERS)}')
-  for name in ('clips', 'genre_segments'):
+  for name in ('clips', 'clips_per_track', 'genre_segments'):
     if getattr(options, name) < 1:
       raise errors.InputError(f'{name}={getattr(options, name)}', 'must be at least 1')
   if options.clip_s <= 0 or min(options.visqol_clips, options.listen_clips) < 0:
@@ -137,7 +148,8 @@ def _context(workdir, options):
   if not runs:
     raise errors.InputError(workdir, 'no trained run to evaluate (no config.json with checkpoints)')
   builder = _builder(runs, workdir)
-  clips = clips_lib.test_clips(builder, options.clips, options.clip_s)
+  clips = clips_lib.test_clips(builder, options.clips, options.clip_s,
+                               per_track=options.clips_per_track)
   if not clips:
     raise errors.InputError(workdir, 'the test split has no tracks')
   label_names = list(builder.info.features['label'].names)
@@ -250,7 +262,9 @@ def evaluate(workdir, options=None):
   listening = _listening(rows, row_audio, context, audio_tmp)
   timing['listening'] = time.time() - start
   results = dict(_header(context, skipped), compression=sections['compression'],
-                 reference_table=rate_distortion.reference_table(rows), genre=sections['genre'],
+                 reference_table=rate_distortion.reference_table(rows),
+                 win_rate=comparisons.win_rates(rows), bd_rate=comparisons.bd_rates(rows),
+                 genre=sections['genre'],
                  latent=sections['latent'], listening=listening)
   timing['total'] = time.time() - t0
   results['timing_s'] = timing

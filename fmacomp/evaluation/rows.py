@@ -2,7 +2,10 @@
 
 Every row (an fmacomp model, MP3, Opus or resampling at one setting) scores the same test clips
 (`fmacomp.evaluation.clips`) with DESIGN.md's metrics against the full-band reference
-(`metrics.compute_all`); ViSQOL, which is slow, only on the first `visqol_clips` clips.
+(`metrics.compute_all`), each codec's output taken as 16-bit PCM (`as_pcm16`) so that no codec
+is scored on a finer sample format than another; ViSQOL, which is slow, only on the first
+`visqol_clips` clips. Each metric's mean comes with a bootstrap 95 % interval that resamples
+recordings (`statistics.bootstrap_ci`).
 
 Bitrates, side by side in each row:
   kbps_nominal   the reference's accounting: 16 bits per float latent value (autoencoders), or
@@ -11,18 +14,40 @@ Bitrates, side by side in each row:
                  None where no file exists (a float latent is not a file)
 """
 
+import io
+
 import numpy as np
+import soundfile as sf
 
 from fmacomp import metrics as metrics_lib
+from fmacomp.evaluation import statistics
 
 NOMINAL_BITS = 16  # the reference's bits per float latent value (and per kept sample)
 
 
+def as_pcm16(x):
+  """float32 [T] as a 16-bit PCM WAV gives it back: what every codec's output is scored as.
+
+  A user hears decoded audio as 16-bit PCM (`launch/decode.py`'s default); scoring one codec
+  as float and another after 16 bits moves LSD by several dB on its own (the quantisation
+  noise floor fills the bins a band-limited codec leaves empty). The round trip goes through
+  libsndfile itself (clipping, rounding and scale as in a file), and is idempotent.
+  """
+  buf = io.BytesIO()
+  sf.write(buf, np.asarray(x, np.float32), 48000, format='WAV', subtype='PCM_16')
+  buf.seek(0)
+  return sf.read(buf, dtype='float32')[0]
+
+
 def score(clip, degraded, degraded_rate, visqol):
-  """DESIGN.md's metrics of one decoded clip (ViSQOL only when `visqol`)."""
+  """DESIGN.md's metrics of one decoded clip (ViSQOL only when `visqol`), on 16-bit output.
+
+  The result also names the clip's recording (`recording`), the unit a bootstrap resamples.
+  """
   names = [m for m in metrics_lib.METRICS if visqol or m != 'visqol']
-  return metrics_lib.compute_all(clip.audio, degraded, clip.rate, degraded_rate=degraded_rate,
-                                 metrics=names)
+  out = metrics_lib.compute_all(clip.audio, as_pcm16(degraded), clip.rate,
+                                degraded_rate=degraded_rate, metrics=names)
+  return dict(out, recording=clip.track_id)
 
 
 def score_all(clips, decoded, rate, visqol_clips):
@@ -31,12 +56,24 @@ def score_all(clips, decoded, rate, visqol_clips):
 
 
 def summarize(per_clip):
-  """[{metric: value}] per clip -> {metric: {'mean', 'std', 'n', 'over': 'clips'} or None}."""
+  """[{metric: value}] per clip -> {metric: record or None}.
+
+  A record is {'mean', 'std', 'n', 'over': 'clips', 'ci95': [low, high], 'recordings'}: the
+  mean and std over the clips, and a bootstrap 95 % interval of the mean that resamples
+  recordings (`statistics.bootstrap_ci`; a clip without a `recording` counts as its own).
+  """
   out = {}
   for name in metrics_lib.METRICS:
-    values = [d[name] for d in per_clip if name in d]
-    out[name] = ({'mean': float(np.mean(values)), 'std': float(np.std(values)),
-                  'n': len(values), 'over': 'clips'} if values else None)
+    scored = [(d[name], d.get('recording', f'clip {i}')) for i, d in enumerate(per_clip)
+              if name in d]
+    if not scored:
+      out[name] = None
+      continue
+    values, groups = zip(*scored)
+    out[name] = {'mean': float(np.mean(values)), 'std': float(np.std(values)),
+                 'n': len(values), 'over': 'clips',
+                 'ci95': list(statistics.bootstrap_ci(values, groups)),
+                 'recordings': len(set(groups))}
   skipped = {k: v for d in per_clip for k, v in d.get('skipped', {}).items()}
   if skipped:
     out['skipped'] = skipped
@@ -46,6 +83,7 @@ def summarize(per_clip):
 def make_row(name, family, per_clip, *, kbps_nominal=None, kbps_measured=None, **fields):
   """One rate-distortion row (see the module docstring for the two bitrates)."""
   per_metric = {m: [d.get(m) for d in per_clip] for m in metrics_lib.METRICS}
+  per_metric['recording'] = [d.get('recording') for d in per_clip]
   return dict(name=name, family=family, split='test', kbps_nominal=kbps_nominal,
               kbps_measured=kbps_measured, metrics=summarize(per_clip), per_clip=per_metric,
               **fields)

@@ -37,8 +37,9 @@ def rate_distortion(points, ylabel, title):
   """Metric against kbps (log axis) per family.
 
   Args:
-    points: [(family, name, kbps, value, nominal)] where `nominal` marks a bitrate that is the
-      reference's 16-bit accounting rather than a file's size (drawn hollow).
+    points: [(family, name, kbps, value, nominal[, (low, high)])] where `nominal` marks a
+      bitrate that is the reference's 16-bit accounting rather than a file's size (drawn hollow
+      and labelled), and (low, high), when given, the value's 95 % interval (an error bar).
     ylabel, title: axis label and title.
 
   Returns:
@@ -53,16 +54,21 @@ def rate_distortion(points, ylabel, title):
     mine = sorted((p for p in points if p[0] == family), key=lambda p: p[2])
     if family != 'fmacomp':
       ax.plot([p[2] for p in mine], [p[3] for p in mine], '-', color=color, alpha=0.6)
-    for _, name, kbps, value, nominal in mine:
+    for _, name, kbps, value, nominal, *interval in mine:
       ax.scatter(kbps, value, marker=marker, s=45 if family == 'fmacomp' else 25,
                  facecolors='none' if nominal else color, edgecolors=color)
+      if interval and interval[0] is not None:
+        low, high = interval[0]
+        ax.errorbar(kbps, value, yerr=[[value - low], [high - value]], color=color, capsize=2,
+                    lw=0.8)
       if family == 'fmacomp':
         ax.annotate(name, (kbps, value), textcoords='offset points', xytext=(5, 4), fontsize=8)
     label = family + (' (nominal kbps)' if all(p[4] for p in mine) else '')
     ax.scatter([], [], marker=marker, color=color, label=label)
   ax.set_xscale('log')
   _plain_log(ax.xaxis)
-  ax.set_xlabel('kbps (measured file size; hollow: nominal 16-bit accounting)')
+  ax.set_xlabel('kbps (measured file size; hollow: nominal 16-bit accounting); bars: 95 % '
+                'interval', fontsize=8)
   ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.grid(True, which='both', alpha=0.3)

@@ -69,15 +69,18 @@ def _compression(results):
   plots = []
   for metric, label in (('mel_distance', 'mel distance (lower is better)'),
                         ('visqol', 'ViSQOL MOS-LQO (higher is better)')):
-    points = []  # [(family, name, kbps, value, nominal)]
+    points = []  # [(family, name, kbps, value, nominal, (low, high) or None)]
     for r in results['compression']['rows']:
       kbps, nominal = tables.bitrate(r)
-      points.append((r['family'], r['name'], kbps, (r['metrics'].get(metric) or {}).get('mean'),
-                     nominal))
+      entry = r['metrics'].get(metric) or {}
+      points.append((r['family'], r['name'], kbps, entry.get('mean'), nominal,
+                     entry.get('ci95')))
     figure = figures.rate_distortion(points, label, label.split(' (')[0])
     missing = ' (not computed: --visqol_clips=0)' if figure is None else ''
     plots.append(_img(figure, f'{label} against kbps{missing}'))
-  return [_heading(table), f'<div class="row">{"".join(plots)}</div>', _table(table)]
+  comparisons = [tables.win_rate(results), tables.bd_rate(results)]
+  return [_heading(table), f'<div class="row">{"".join(plots)}</div>', _table(table)] + [
+      part for t in comparisons for part in (_heading(t), _table(t))]
 
 
 def _reference(results):

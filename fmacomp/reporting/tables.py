@@ -81,12 +81,17 @@ def _num(results, key):
 
 
 def _stat(results, key):
-  """A {'mean', 'std', 'n', 'over'} record: 'mean ± std (n seeds)', or 'n/a'."""
+  """A metrics record: 'mean [low, high]' (95 % interval over clips' tracks), 'mean ± std
+  (n seeds)' over seeds, or 'n/a'."""
   entry = lookup(results, key)
   if entry is None:
     return ('n/a',)
   cell = _num(results, f'{key}.mean')
-  if entry['n'] > 1:
+  if entry.get('ci95') is not None:
+    if entry['n'] > 1:
+      cell += (' [',) + _num(results, f'{key}.ci95.0') + (', ',) + _num(
+          results, f'{key}.ci95.1') + (']',)
+  elif entry['n'] > 1:
     cell += (' ± ',) + _num(results, f'{key}.std')
     if entry['over'] == 'seeds':
       cell += (f' ({entry["n"]} seeds)',)
@@ -102,9 +107,12 @@ def bitrate(row):
 
 def compression(results):
   settings = results['settings']
-  note = (f'Test split; {len(results["clips"])} clips of {settings["clip_s"]:g} s. Each value '
-          'is the mean ± std over clips (or over seeds for sweeps); ViSQOL on the first '
-          f'{settings["visqol_clips"]}. kbps (measured) = bytes of a real file (MP3, Opus, '
+  per_track = settings.get('clips_per_track', 1)
+  note = (f'Test split; {len(results["clips"])} clips of {settings["clip_s"]:g} s '
+          f'({per_track} per track). Each value is the mean over clips with its bootstrap 95 % '
+          'interval resampling tracks in brackets (or mean ± std over seeds for sweeps); every '
+          'output is scored as 16-bit PCM; ViSQOL on the first '
+          f'{settings["visqol_clips"]} clips. kbps (measured) = bytes of a real file (MP3, Opus, '
           ".fmac with its header) x 8 / seconds; kbps (nominal) = the reference's accounting "
           '(16 bits per float latent value, or per kept sample for resampling), not a file.')
   key = 'compression.rows.{}'.format
@@ -114,6 +122,36 @@ def compression(results):
           for i, r in enumerate(results['compression']['rows'])]
   return Table('Rate-distortion (test split)', note,
                ('row', 'setting', 'kbps (nominal)', 'kbps (measured)') + METRICS, rows)
+
+
+def win_rate(results):
+  """On how many clips each measured fmacomp row beats MP3 and Opus at its bitrate."""
+  section = results.get('win_rate') or {'pairing': '', 'rows': []}
+  key = 'win_rate.rows.{}.'.format
+  rows = [((r['name'],), (r['baseline'],), (r['metric'],), _num(results, key(i) + 'kbps'),
+           _num(results, key(i) + 'wins') + (' of ',) + _num(results, key(i) + 'n'),
+           _num(results, key(i) + 'rate'))
+          for i, r in enumerate(section['rows'])]
+  note = f'Paired by clip; the baseline is taken {section["pairing"]}.'
+  return Table('Win rate against MP3 and Opus (test split)', note,
+               ('fmacomp row', 'baseline', 'metric', 'kbps (measured)', 'clips won',
+                'win rate'), rows, level=3)
+
+
+def bd_rate(results):
+  """BD-rate of each fmacomp curve against MP3 and Opus; n/a with the reason where undefined."""
+  section = results.get('bd_rate') or {'method': '', 'rows': []}
+  key = 'bd_rate.rows.{}.'.format
+  rows = []
+  for i, r in enumerate(section['rows']):
+    value = (_num(results, key(i) + 'bd_rate') + (' %',) if r['bd_rate'] is not None
+             else (f'n/a ({r["reason"]})',))
+    equal = (_num(results, key(i) + 'equal_quality_kbps') if 'equal_quality_kbps' in r
+             else ('-',))
+    rows.append(((r['codec'],), (r['anchor'],), (r['metric'],), value, equal))
+  return Table('BD-rate against MP3 and Opus (test split)', section['method'],
+               ('fmacomp', 'anchor', 'metric', 'BD-rate (bits, at equal quality)',
+                "anchor's kbps at fmacomp's quality (single point)"), rows, level=3)
 
 
 def reference(results):
@@ -184,6 +222,7 @@ def latent(results):
 
 def all_tables(results):
   """Every table of results.json, in the order both documents show them."""
-  tables = [compression(results), reference(results), classifiers(results)]
+  tables = [compression(results), win_rate(results), bd_rate(results), reference(results),
+            classifiers(results)]
   tables += [per_genre(results, i) for i in range(len(results['genre']['classifiers']))]
   return tables + [compressed_genre(results), latent(results)]
