@@ -19,8 +19,9 @@ Each baseline runs at its best, as a careful user would run it:
   unconstrained VBR, 20-ms frames, automatic signal type and automatic bandwidth (libopus picks
   narrow- to full-band and SILK, hybrid or CELT mode from the bitrate). soundfile cannot change
   complexity or bandwidth; the one choice left, the input rate (8-48 kHz, which caps the band),
-  measured best at 48 kHz for every target on validation (benchmarks/mp3_rates.py), so libopus
-  chooses the band itself.
+  measured best at 48 kHz from 12 kbps up and within 0.02 of the best at 6 and 8 kbps, where
+  libopus codes narrowband SILK from any input (benchmarks/mp3_rates.py, on validation), so
+  libopus chooses the band itself.
 
 `BaselineEvaluator` scores each codec over a bitrate ladder (`LADDERS`) on the evaluation's test
 clips, one compression row per setting (`fmacomp.evaluation.rows`).
