@@ -107,6 +107,7 @@ def compressed_genre(runs, builder, segments):
   found = pairs(runs)
   if not found:
     return {'status': 'pending', 'reason': PENDING, 'rows': []}
+  # Read one track at a time, again for each pair: the test split is never held in memory.
   tracks = clips_lib.test_tracks(builder)
   rows = [evaluate_pair(reader, codec, builder, tracks, segments) for reader, codec in found]
   return {'status': 'done', 'split': 'test', 'tracks': len(tracks), 'rows': rows}
