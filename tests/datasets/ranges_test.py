@@ -3,7 +3,6 @@
 import os
 
 from array_record.python import array_record_module
-import jax
 import numpy as np
 import pytest
 
