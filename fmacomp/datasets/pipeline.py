@@ -44,7 +44,6 @@ from fmacomp import errors
 # Context (seconds) read on each side of a crop before resampling, so the crop matches a crop of
 # the whole resampled record (soxr's edge transient stays in the margin; ~1e-6 apart).
 _MARGIN_S = 0.01
-_SCAN_BATCH = 64
 _TRACKS = {}  # (data_dir, split, records) -> _scan_tracks(...)
 _RECORDS = {}  # (split, records, shard files) -> ranges.AudioRanges or _WholeRecords
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
@@ -93,10 +92,9 @@ class _WholeRecords:
     self._source = builder.as_data_source(split=split)
     meta = base.metadata_source(builder, split)
     lengths, labels = [], []
-    for lo in range(0, len(meta), _SCAN_BATCH):
-      for record in meta.__getitems__(range(lo, min(lo + _SCAN_BATCH, len(meta)))):
-        lengths.append(int(record['num_samples']))
-        labels.append(int(record['label']))
+    for _, record in base.iter_metadata(meta):
+      lengths.append(int(record['num_samples']))
+      labels.append(int(record['label']))
     self.num_samples, self.label = np.array(lengths, np.int64), np.array(labels, np.int64)
 
   def read_into(self, record, lo, hi, row):
@@ -342,14 +340,10 @@ def _scan_tracks(source):
   Lengths come from each record's `num_samples`: `source` may skip decoding the audio.
   """
   found = {}
-  for lo in range(0, len(source), _SCAN_BATCH):
-    keys = list(range(lo, min(lo + _SCAN_BATCH, len(source))))
-    for i, record in zip(keys, source.__getitems__(keys)):
-      track_id = record['track_id']
-      track_id = track_id.decode() if isinstance(track_id, bytes) else str(track_id)
-      entry = found.setdefault(track_id, [int(record['label']), [], 0])
-      entry[1].append((float(record['offset_s']), i))
-      entry[2] += int(record['num_samples'])
+  for i, record in base.iter_metadata(source):
+    entry = found.setdefault(base.track_id_str(record), [int(record['label']), [], 0])
+    entry[1].append((float(record['offset_s']), i))
+    entry[2] += int(record['num_samples'])
   return [(t, label, [i for _, i in sorted(parts)], samples)
           for t, (label, parts, samples) in sorted(found.items())]
 

@@ -11,9 +11,6 @@ import os
 from fmacomp.datasets import base
 
 _SPLIT_ORDER = {'train': 0, 'validation': 1, 'test': 2}
-# Records per `__getitems__` call: a batched read, small since each record still carries its audio
-# (up to 30 s; 256 at 44.1 kHz held ~1.7 GB at the end of a build, measured by build_bench).
-_READ_BATCH = 16
 
 
 def _split_counts(source, label_names, rate):
@@ -21,14 +18,13 @@ def _split_counts(source, label_names, rate):
   labels = collections.defaultdict(lambda: {'examples': 0, 'hours': 0.0})
   tracks = set()
   total_samples = 0
-  for start in range(0, len(source), _READ_BATCH):
-    for record in source.__getitems__(list(range(start, min(start + _READ_BATCH, len(source))))):
-      samples = int(record['num_samples'])
-      total_samples += samples
-      tracks.add(record['track_id'])
-      entry = labels[label_names[int(record['label'])]]
-      entry['examples'] += 1
-      entry['hours'] += samples / rate / 3600
+  for _, record in base.iter_metadata(source):
+    samples = int(record['num_samples'])
+    total_samples += samples
+    tracks.add(record['track_id'])
+    entry = labels[label_names[int(record['label'])]]
+    entry['examples'] += 1
+    entry['hours'] += samples / rate / 3600
   return {
       'examples': len(source),
       'tracks': len(tracks),

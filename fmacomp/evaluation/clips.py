@@ -92,20 +92,13 @@ class TrackRecords:
     return sum(n for _, n in self.records)
 
 
-_INDEX_BATCH = 16  # records per metadata read (their audio bytes are read, not decoded)
-
-
 def track_index(builder, split):
   """[TrackRecords] of `split`, sorted by track id, from the records' metadata alone."""
   source = base.metadata_source(builder, split)
   found = {}
-  for lo in range(0, len(source), _INDEX_BATCH):
-    keys = list(range(lo, min(lo + _INDEX_BATCH, len(source))))
-    for i, record in zip(keys, source.__getitems__(keys)):
-      track_id = record['track_id']
-      track_id = track_id.decode() if isinstance(track_id, bytes) else str(track_id)
-      entry = found.setdefault(track_id, (int(record['label']), []))
-      entry[1].append((float(record['offset_s']), i, int(record['num_samples'])))
+  for i, record in base.iter_metadata(source):
+    entry = found.setdefault(base.track_id_str(record), (int(record['label']), []))
+    entry[1].append((float(record['offset_s']), i, int(record['num_samples'])))
   return [TrackRecords(t, label, tuple((i, n) for _, i, n in sorted(parts)))
           for t, (label, parts) in sorted(found.items())]
 
