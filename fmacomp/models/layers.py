@@ -85,6 +85,16 @@ def _group_taps(kernel, strides):
   return kernel.transpose(perm), groups
 
 
+def _matmul_2d(x, w):
+  """[..., K] @ [K, N] -> [..., N] as one 2-D matmul over the flattened leading axes.
+
+  The same product as `x @ w`, but its gradients stay 2-D matmuls too: with the leading axes
+  kept, XLA:CPU computes the kernel gradient as a dot_general contracting two axes (batch and
+  blocks) and time_ae's decoder gradient took 2x longer (6.0 against 2.9 ms per call).
+  """
+  return (x.reshape(-1, x.shape[-1]) @ w).reshape(x.shape[:-1] + (w.shape[-1],))
+
+
 def _params(module, x, kernel_size, features):
   kernel = module.param('kernel', nn.initializers.lecun_normal(),
                         tuple(kernel_size) + (x.shape[-1], features))
@@ -124,7 +134,7 @@ class MatmulConv(nn.Module):
     blocks = blocks.reshape(blocks.shape[:1 + nd] + (-1,))  # [B, *M, S * C]
     perm = list(range(nd, 2 * nd + 1)) + list(range(nd)) + [2 * nd + 1]
     kernel = kernel.transpose(perm).reshape(blocks.shape[-1], -1)  # [S * C, G * D]
-    y = (blocks @ kernel).reshape(blocks.shape[:-1] + groups + (self.features,))
+    y = _matmul_2d(blocks, kernel).reshape(blocks.shape[:-1] + groups + (self.features,))
     total = bias
     for g in np.ndindex(*groups):  # output step t: group g of block t + g
       total = total + y[(slice(None),) + tuple(slice(i, i + n) for i, n in zip(g, out)) + g]
@@ -206,8 +216,8 @@ class MatmulConvTranspose(nn.Module):
          for g in np.ndindex(*groups)], axis=-1)
     perm = list(range(nd)) + [2 * nd] + list(range(nd, 2 * nd)) + [2 * nd + 1]
     kernel = kernel.transpose(perm).reshape(patches.shape[-1], -1)  # [G * C, S * D]
-    y = (patches @ kernel).reshape(patches.shape[:-1] + tuple(self.strides) +
-                                   (self.features,))
+    y = _matmul_2d(patches, kernel).reshape(patches.shape[:-1] + tuple(self.strides) +
+                                            (self.features,))
     y = _merge_phases(y)  # [B, *((n + G - 1) * S), D]
     crop = tuple(slice(0, (m - 1) * s + k) for m, s, k in zip(n, self.strides,
                                                               self.kernel_size))
