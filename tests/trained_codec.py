@@ -1,29 +1,42 @@
-"""One trained `codec.py:tiny` workdir per test session, shared by the codec test modules.
+"""Trained codec workdirs, one per config per test session, shared by the codec test modules.
 
-Trained in-process on the session's synthetic_music/tiny build (tests/conftest.py), then its CDF
-tables are exported as a user's workdir would have them. The first module that asks trains
-(about a minute on a loaded 2-core machine); later modules find the finished workdir (marked by
-a DONE file under the session's base temp dir) and reuse it.
+`workdir` is a `codec.py:tiny` run, `stft_workdir` a `stft_codec.py:tiny` run. Each is trained
+in-process for its config's few steps on the session's synthetic_music/tiny build
+(tests/conftest.py) through the real trainer, then its integer tables are exported as a user's
+workdir would have them. The first module that asks trains (about a minute on a loaded 2-core
+machine); later modules find the finished workdir (a DONE marker under the session's base temp
+dir) and reuse it.
 """
 
 from fmacomp.configs import codec as codec_config
+from fmacomp.configs import stft_codec as stft_codec_config
 from fmacomp.fmac import model_store
 from fmacomp.training import train
 
 DONE = 'DONE'
 
 
-def workdir(tmp_path_factory, data_dir):
-  """The trained workdir (a pathlib.Path)."""
-  root = tmp_path_factory.getbasetemp() / 'tiny_codec'
+def _trained(tmp_path_factory, data_dir, config_module, name):
+  """The workdir of `config_module`'s tiny config, trained once per session (a pathlib.Path)."""
+  root = tmp_path_factory.getbasetemp() / name
   path = root / 'workdir'
   if not (root / DONE).exists():
-    config = codec_config.get_config('tiny')
+    config = config_module.get_config('tiny')
     config.data.data_dir = str(data_dir)
     train.train_and_evaluate(config, str(path))
     model_store.export_tables(str(path))
     (root / DONE).write_text('')
   return path
+
+
+def workdir(tmp_path_factory, data_dir):
+  """The trained conv_codec workdir."""
+  return _trained(tmp_path_factory, data_dir, codec_config, 'tiny_codec')
+
+
+def stft_workdir(tmp_path_factory, data_dir):
+  """The trained stft_codec workdir (rate-conditioned: one operating point per gain row)."""
+  return _trained(tmp_path_factory, data_dir, stft_codec_config, 'tiny_stft_codec')
 
 
 def synthetic_music(seconds, rate, channels=1, seed=99):

@@ -125,6 +125,18 @@ def read_skipped(data_dir):
     return json.load(f)
 
 
+def build_fields(builder):
+  """The fields that name a build: dataset, config, version, data_dir and storage_rate."""
+  config = builder.builder_config
+  return {
+      'dataset': builder.name,
+      'config': config.name if config else None,
+      'version': str(builder.version),
+      'data_dir': os.path.abspath(os.fspath(builder.data_dir)),
+      'storage_rate': config.storage_rate if config else None,
+  }
+
+
 def metadata_source(builder, split):
   """A split's records with `audio` left as undecoded bytes: for readers of the other fields."""
   return builder.as_data_source(split=split, decoders={'audio': tfds.decode.SkipDecoding()})
@@ -206,13 +218,8 @@ class AudioBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
       {'dataset', 'config', 'version', 'data_dir', 'storage_rate', 'examples': {split: count}};
       builders that know their source files add them (music_folder: the files and their hash).
     """
-    config = self.builder_config
     return {
-        'dataset': self.name,
-        'config': config.name if config else None,
-        'version': str(self.version),
-        'data_dir': os.path.abspath(os.fspath(self.data_dir)),
-        'storage_rate': config.storage_rate,
+        **build_fields(self),
         'examples': {name: split.num_examples for name, split in sorted(self.info.splits.items())},
     }
 

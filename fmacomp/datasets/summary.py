@@ -6,7 +6,6 @@ from the builder's estimates, so the table says what the input pipeline will act
 """
 
 import collections
-import os
 
 from fmacomp.datasets import base
 
@@ -54,13 +53,9 @@ def summarize(builder):
     for name, entry in split['labels'].items():
       labels[name]['examples'] += entry['examples']
       labels[name]['hours'] += entry['hours']
-  config = builder.builder_config
   return {
-      'dataset': builder.name,
-      'config': config.name if config else None,
-      'version': str(builder.version),
-      'data_dir': os.path.abspath(os.fspath(builder.data_dir)),
-      'storage_rate': rate,
+      **base.build_fields(builder),
+      'storage_rate': rate,  # what the build stored (its metadata), not the config's intent
       'splits': splits,
       'labels': dict(sorted(labels.items())),
       'skipped': base.read_skipped(builder.data_dir),

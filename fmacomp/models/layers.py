@@ -101,6 +101,22 @@ def _params(module, x, kernel_size, features):
   return kernel, module.param('bias', nn.initializers.zeros, (features,))
 
 
+def _strided_conv_phases(module, x):
+  """What a strided VALID conv over stride phases needs: its parameters, regrouped taps, the
+  output size and the input cut into blocks of `stride` steps with the phases as channels.
+
+  Returns:
+    (kernel [*G, *S, C, D], bias [D], groups G, output sizes, blocks [B, *M, S * C]).
+  """
+  nd = len(module.kernel_size)
+  kernel, bias = _params(module, x, module.kernel_size, module.features)
+  out = [valid_conv_out(n, k, s) for n, k, s in zip(x.shape[1:-1], module.kernel_size,
+                                                    module.strides)]
+  kernel, groups = _group_taps(kernel, module.strides)
+  blocks = _split_phases(x, module.strides, [n + g - 1 for n, g in zip(out, groups)])
+  return kernel, bias, groups, out, blocks.reshape(blocks.shape[:1 + nd] + (-1,))
+
+
 class MatmulConv(nn.Module):
   """`nn.Conv(features, kernel_size, strides, padding='VALID')` as one matmul over stride
   phases: the same parameters and output.
@@ -126,12 +142,7 @@ class MatmulConv(nn.Module):
   def __call__(self, x):
     """[B, *spatial, C] -> [B, *((n - kernel) // stride + 1), D]."""
     nd = len(self.kernel_size)
-    kernel, bias = _params(self, x, self.kernel_size, self.features)
-    out = [valid_conv_out(n, k, s) for n, k, s in zip(x.shape[1:-1], self.kernel_size,
-                                                      self.strides)]
-    kernel, groups = _group_taps(kernel, self.strides)  # [*G, *S, C, D]
-    blocks = _split_phases(x, self.strides, [n + g - 1 for n, g in zip(out, groups)])
-    blocks = blocks.reshape(blocks.shape[:1 + nd] + (-1,))  # [B, *M, S * C]
+    kernel, bias, groups, out, blocks = _strided_conv_phases(self, x)
     perm = list(range(nd, 2 * nd + 1)) + list(range(nd)) + [2 * nd + 1]
     kernel = kernel.transpose(perm).reshape(blocks.shape[-1], -1)  # [S * C, G * D]
     y = _matmul_2d(blocks, kernel).reshape(blocks.shape[:-1] + groups + (self.features,))
@@ -166,12 +177,7 @@ class PhaseConv(nn.Module):
   def __call__(self, x):
     """[B, *spatial, C] -> [B, *((n - kernel) // stride + 1), D]."""
     nd = len(self.kernel_size)
-    kernel, bias = _params(self, x, self.kernel_size, self.features)
-    out = [valid_conv_out(n, k, s) for n, k, s in zip(x.shape[1:-1], self.kernel_size,
-                                                      self.strides)]
-    kernel, groups = _group_taps(kernel, self.strides)  # [*G, *S, C, D]
-    blocks = _split_phases(x, self.strides, [n + g - 1 for n, g in zip(out, groups)])
-    blocks = blocks.reshape(blocks.shape[:1 + nd] + (-1,))  # [B, *M, S * C]
+    kernel, bias, groups, out, blocks = _strided_conv_phases(self, x)
     spatial = 'DHW'[-nd:]  # 1-3 spatial axes
     y = lax.conv_general_dilated(blocks, kernel.reshape(groups + (-1, self.features)),
                                  (1,) * nd, 'VALID',

@@ -1,5 +1,5 @@
 """The frame-rate codec through real .fmac files: a tiny `stft_codec` trained for a few steps by
-the real trainer (tests/trained_stft_codec.py) codes music, silence and a 5-ms file at each of
+the real trainer (tests/trained_codec.py) codes music, silence and a 5-ms file at each of
 its operating points, chunked like whole, through `compress.encode_file` / `decode_file`."""
 
 import numpy as np
@@ -12,7 +12,6 @@ from fmacomp.fmac import model_store
 from fmacomp.models import hyperprior_coder
 
 from tests import trained_codec
-from tests import trained_stft_codec
 
 RATE = 16000
 music = trained_codec.synthetic_music
@@ -20,7 +19,7 @@ music = trained_codec.synthetic_music
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory, tiny_data_dir):
-  return trained_stft_codec.workdir(tmp_path_factory, tiny_data_dir)
+  return trained_codec.stft_workdir(tmp_path_factory, tiny_data_dir)
 
 
 @pytest.fixture(scope='module')
