@@ -3,8 +3,10 @@ r"""Encodes an audio file: `python launch/encode.py IN_AUDIO OUT.fmac [--model=N
 
 Any format and rate libsndfile reads; stereo stays stereo (mid/side). `--model` is a shipped
 model's name or a training workdir (its best checkpoint; a sweep workdir offers one operating
-point per run); `--kbps` picks the operating point nearest N on a log scale (without `--model`,
-among every shipped model's; without either, `model_store.DEFAULT_MODEL`, music-9kbps).
+point per run); `--kbps` picks the operating point nearest N on a log scale. Without `--model`,
+the default model (`model_store.DEFAULT_MODEL`) is used: `--kbps` picks among its points only
+(older shipped models by name only), and without `--kbps` its point nearest
+`model_store.DEFAULT_KBPS` (6 kbps).
 `fmacomp.fmac.api.encode_files` does the work, as for `fmacomp encode`. stdout says which
 operating point was used, and its last line is `duration_s=... bytes=... kbps=...` (bytes: the
 file's size on disk).
@@ -16,8 +18,8 @@ import launcher
 from fmacomp import errors
 from fmacomp.fmac import api
 
-flags.DEFINE_string('model', '', 'Shipped model name or training workdir (default: the shipped '
-                    'model nearest --kbps, else music-9kbps).')
+flags.DEFINE_string('model', '', 'Shipped model name or training workdir (default: '
+                    'model_store.DEFAULT_MODEL).')
 flags.DEFINE_float('kbps', None, 'Target bitrate: the nearest operating point (log scale).')
 FLAGS = flags.FLAGS
 

@@ -5,7 +5,7 @@ Writes `fmacomp/shipped/NAME/` (or `--out/NAME/`), laid out like a training work
 (they give the operating point's bitrate) and the best checkpoint with the parameters only (no
 optimiser state, no iterator). With `--half` (the default) convolution kernels are stored as
 float16, which halves the folder; computation stays float32 (flax promotes the kernels), the
-prior stays float32, and the CDF tables are frozen from exactly these weights. The folder is
+prior (and a rate-conditioned model's per-point gains) stays float32, and the CDF tables are frozen from exactly these weights. The folder is
 written under a temporary name and renamed, so a failed run leaves no half-shipped model.
 """
 
@@ -30,11 +30,15 @@ flags.DEFINE_bool('half', True, 'Store convolution kernels as float16.')
 FLAGS = flags.FLAGS
 
 
+_FLOAT32 = ('bottleneck', 'hyperprior', 'log_gain')  # the priors and the operating points' gains
+
+
 def _halve(params):
-  """float16 for conv kernels outside the prior ([k, in, out]); everything else as it is."""
+  """float16 for network kernels outside the prior ([k, in, out] convs, [in, out] dense
+  layers); the priors, the per-point gains and everything 1-D as they are."""
   def cast(path, leaf):
     keys = jax.tree_util.keystr(path)
-    if leaf.ndim >= 2 and 'bottleneck' not in keys:
+    if leaf.ndim >= 2 and not any(name in keys for name in _FLOAT32):
       return leaf.astype(np.float16)
     return leaf
   return jax.tree_util.tree_map_with_path(cast, params)

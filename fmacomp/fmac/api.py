@@ -27,23 +27,21 @@ def choose_point(model=None, kbps=None):
   """The operating point an encoder uses.
 
   Args:
-    model: a shipped name or a workdir; None: the shipped models.
-    kbps: target bitrate: the point nearest it (log scale), among all shipped models' points
-      when `model` is None; None: the model's first point, or `model_store.DEFAULT_MODEL`.
+    model: a shipped name or a workdir; None: `model_store.DEFAULT_MODEL` (older shipped models
+      only by name).
+    kbps: target bitrate: the model's point nearest it (log scale). None: the default model's
+      point nearest `model_store.DEFAULT_KBPS`, or a named model's first (lowest) point.
 
   Raises:
     errors.InputError: an unknown model, a bad kbps, or no shipped model at all.
   """
   if model:
     return model_store.nearest(model_store.operating_points(model), kbps)
-  names = model_store.shipped_models()
-  if not names:
-    raise errors.InputError('--model', 'no shipped model: pass --model=WORKDIR')
-  if kbps is None:
-    name = model_store.DEFAULT_MODEL if model_store.DEFAULT_MODEL in names else names[0]
-    return model_store.operating_points(name)[0]
-  points = [p for name in names for p in model_store.operating_points(name)]
-  return model_store.nearest(points, kbps)
+  if model_store.DEFAULT_MODEL not in model_store.shipped_models():
+    raise errors.InputError('--model', f'the default model {model_store.DEFAULT_MODEL} is not '
+                                       'installed: pass --model=NAME_OR_WORKDIR')
+  points = model_store.operating_points(model_store.DEFAULT_MODEL)
+  return model_store.nearest(points, model_store.DEFAULT_KBPS if kbps is None else kbps)
 
 
 def load_codec(name_or_workdir=None, kbps=None):
@@ -52,7 +50,7 @@ def load_codec(name_or_workdir=None, kbps=None):
   Args:
     name_or_workdir: a shipped model's name (`model_store.shipped_models()`) or a training
       workdir (its best checkpoint; a sweep workdir has one operating point per run). None:
-      `model_store.DEFAULT_MODEL`, or with `kbps` the shipped model nearest it.
+      `model_store.DEFAULT_MODEL`.
     kbps: the target bitrate; the operating point nearest it on a log scale.
 
   Raises:

@@ -64,11 +64,10 @@ def _parser():
                                'reads; mono, stereo or up to 8 channels) to .fmac files.')
   encode.add_argument('inputs', nargs='+', metavar='IN', help='audio files or folders')
   _add_outputs(encode, 'OUT.fmac')
-  encode.add_argument('--kbps', type=float, help='target bitrate: the operating point nearest '
-                      'it (log scale), among every shipped model\'s without --model')
+  encode.add_argument('--kbps', type=float, help='target bitrate: the model\'s operating point '
+                      'nearest it (log scale); default: the point nearest 6 kbps')
   encode.add_argument('--model', metavar='NAME|WORKDIR', help='a shipped model\'s name or a '
-                      'training workdir (default: music-9kbps, or the shipped model nearest '
-                      '--kbps)')
+                      'training workdir (default: music-9kbps)')
   decode = commands.add_parser('decode', parents=[common], help='.fmac files -> audio files',
                                description='Restores the original rate, channels and length '
                                'as 16-bit PCM WAV (or FLAC for an .flac output).')

@@ -47,6 +47,7 @@ from fmacomp.fmac import model_store
 CHUNK_S = 20.0  # seconds of audio per chunk (model rate)
 MAX_CHUNK_S = 120.0  # the decoder refuses longer chunks (bounds its memory on forged files)
 BLOCK_S = 5.0  # seconds read from the input at a time
+SIDE_FLOOR_DB = 30.0  # stft_codec stereo: side frames this far below the mid are not coded
 PROGRESS_S = 60.0  # log progress every minute of audio, for files longer than two
 
 
@@ -83,8 +84,8 @@ def _tail_sizes(frames, chunk, context):
 class _Encoder:
   """Consumes [channels, t] blocks at the model rate and emits chunks as soon as they can."""
 
-  def __init__(self, codec, channels, chunk_s):
-    self.codec, self.hop = codec, codec.hop
+  def __init__(self, codec, channels, chunk_s, stereo=False):
+    self.codec, self.hop, self.stereo = codec, codec.hop, stereo
     self.c, self.e = codec.decoder_frames, codec.encoder_frames
     # A chunk must own at least 2c frames (see `_tail_sizes`) and outgrow its context.
     self.chunk = max(int(round(chunk_s * codec.sample_rate / codec.hop)),
@@ -124,11 +125,28 @@ class _Encoder:
     lo = (a - self.c - self.e) * self.hop - self.start  # window start in the buffer
     x = self.buffer[:, lo:lo + window * self.hop]
     x = np.pad(x, ((0, 0), (0, window * self.hop - x.shape[1])))  # zeros past the end
-    symbols = self.codec.to_symbols(x)  # [channels, window, C]
+    keep = side_frames(self.codec, x) if self.stereo and self.codec.masks_frames else None
+    symbols = self.codec.to_symbols(x, keep)  # [channels, window, C]
     first = self.c + self.e - left
     symbols = symbols[:, first:first + left + (b - a) + right]
     streams = tuple(self.codec.encode_stream(s) for s in symbols)
     self.chunks.append(fmac.Chunk(symbols.shape[1], streams))
+
+
+def side_frames(codec, x):
+  """keep [2, frames] for mid/side audio x [2, frames * hop]: the mid's frames all, the side's
+  where its energy is within SIDE_FLOOR_DB of the mid's.
+
+  An encoder decision, as perceptual stereo coders make (the decoder is unchanged): a side
+  channel that far below the mid is masked by it, and a frame left uncoded costs what the
+  hyperprior charges for silence. This is what makes near-identical channels cheap: the codec's
+  distortion is level-invariant (log-magnitude features and losses), so by itself it spends as
+  many bits on a side channel 40 dB down as on the mid.
+  """
+  energy = codec.frame_energy(x)  # [2, frames]
+  keep = np.ones_like(energy)
+  keep[1] = energy[1] > energy[0] * 10 ** (-SIDE_FLOOR_DB / 10)
+  return keep
 
 
 def window_shapes(codec, channels, chunk_s=CHUNK_S):
@@ -213,7 +231,7 @@ def _encode_blocks(blocks, sample_rate, channels, codec, name, duration_s, chunk
   if sample_rate != codec.sample_rate:
     resampler = soxr.ResampleStream(sample_rate, codec.sample_rate, channels,
                                     dtype='float32', quality='HQ')
-  encoder = _Encoder(codec, channels, chunk_s)
+  encoder = _Encoder(codec, channels, chunk_s, stereo=stereo_mode == 'mid_side')
   samples, state = 0, {'next': PROGRESS_S, 't0': time.time()}
   for x, last in _with_last(blocks):
     samples += x.shape[0]

@@ -38,9 +38,10 @@ from fmacomp.training import checkpointing
 
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped')
 TABLES_FILE = 'cdf_tables.npz'
-# What encoding uses without --model and --kbps (README, DESIGN.md): the middle of the three
-# shipped bitrates, named here rather than left to the first name in sorted order.
+# What encoding uses without --model (README, DESIGN.md); `--kbps` picks among its points only
+# (older shipped models by name only), and without `--kbps` the point nearest DEFAULT_KBPS.
 DEFAULT_MODEL = 'music-9kbps'
+DEFAULT_KBPS = 6.0
 
 
 def shipped_models():
@@ -224,16 +225,32 @@ class Codec:
     self._variables = jax.device_put(self.variables)
 
   @functools.partial(jax.jit, static_argnums=0)
-  def _to_symbols(self, variables, x):
-    return self.model.apply(variables, x, method='to_symbols', **self._point)
+  def _to_symbols(self, variables, x, keep=None):
+    extra = {} if keep is None else {'keep': keep}
+    return self.model.apply(variables, x, method='to_symbols', **self._point, **extra)
+
+  @functools.partial(jax.jit, static_argnums=0)
+  def _frame_energy(self, variables, x):
+    return self.model.apply(variables, x, method='frame_energy')
+
+  @property
+  def masks_frames(self):
+    """Whether the encoder may leave frames uncoded (`to_symbols(x, keep)`; stft_codec)."""
+    return hasattr(self.model, 'frame_energy')
+
+  def frame_energy(self, x):
+    """Audio [B, frames * hop] -> float32 [B, frames]: each frame's energy (numpy)."""
+    return np.asarray(self._frame_energy(self._variables, jnp.asarray(x, jnp.float32)))
 
   @functools.partial(jax.jit, static_argnums=0)
   def _from_symbols(self, variables, symbols):
     return self.model.apply(variables, symbols, method='from_symbols', **self._point)
 
-  def to_symbols(self, x):
-    """Audio [B, frames * hop] at the model rate -> int32 symbols [B, frames, C] (numpy)."""
-    return np.asarray(self._to_symbols(self._variables, jnp.asarray(x, jnp.float32)))
+  def to_symbols(self, x, keep=None):
+    """Audio [B, frames * hop] at the model rate -> int32 symbols [B, frames, C] (numpy);
+    `keep` [B, frames] (0/1) leaves frames uncoded where `masks_frames`."""
+    keep = None if keep is None else jnp.asarray(keep, jnp.float32)
+    return np.asarray(self._to_symbols(self._variables, jnp.asarray(x, jnp.float32), keep))
 
   def from_symbols(self, symbols):
     """int symbols [B, frames, C] -> float32 audio [B, frames * hop] (numpy)."""

@@ -213,11 +213,13 @@ def test_encoding_uses_the_default_model_unless_told_otherwise():
   from fmacomp.fmac import api  # pylint: disable=g-import-not-at-top
   assert model_store.DEFAULT_MODEL == 'music-9kbps'
   assert model_store.DEFAULT_MODEL in model_store.shipped_models()
-  assert api.choose_point().model == model_store.DEFAULT_MODEL
-  # --kbps picks among every shipped model; --model among that model's points.
-  assert api.choose_point(kbps=5).model == 'music-6kbps'
-  assert api.choose_point(kbps=14).model == 'music-12kbps'
+  points = model_store.operating_points(model_store.DEFAULT_MODEL)
+  assert api.choose_point() == model_store.nearest(points, model_store.DEFAULT_KBPS)
+  # --kbps picks among the default model's points only; other models by name only.
+  for kbps in (1, 5, 14, 100):
+    assert api.choose_point(kbps=kbps) == model_store.nearest(points, kbps)
   assert api.choose_point('music-12kbps', kbps=5).model == 'music-12kbps'
+  assert api.choose_point('music-6kbps').model == 'music-6kbps'
   with pytest.raises(errors.InputError, match='--kbps'):
     api.choose_point(kbps=-1)
 

@@ -110,3 +110,28 @@ def test_chunked_coding_equals_whole_signal_coding_and_stereo(codecs, tmp_path):
   stereo, decoded = round_trip(codec, tmp_path, np.stack([x, x], 1), RATE, 'stereo')
   assert decoded.shape == (len(x), 2)
   assert stereo.bytes < 1.5 * mono.bytes
+
+
+def test_a_side_channel_far_below_the_mid_is_left_uncoded(codecs, tmp_path):
+  codec = codecs[1]
+  x = music(4.0, RATE, seed=11)
+  quiet = 0.98 * x  # side = 0.01 x: 40 dB below the mid in every frame, never coded
+  loud = 0.3 * x  # side 5 dB below the mid: coded wherever there is sound
+  # side_frames decides per frame from that frame's own energies.
+  keep = compress.side_frames(codec, compress._to_coded(np.stack([x, quiet], 1), 'mid_side'))
+  assert keep[0].all() and not keep[1].any()
+  keep = compress.side_frames(codec, compress._to_coded(np.stack([x, loud], 1), 'mid_side'))
+  assert keep[0].all() and keep[1].mean() > 0.95
+  sizes = {}
+  for name, right in (('quiet', quiet), ('loud', loud)):
+    for chunk_s in (1000.0, 0.5):
+      key = f'{name}_{chunk_s}'
+      sizes[key], decoded = round_trip(codec, tmp_path, np.stack([x, right], 1), RATE, key,
+                                       chunk_s=chunk_s)
+      assert decoded.shape == (len(x), 2)
+  side = compress.read_symbols(tmp_path / 'quiet_1000.0.fmac', codec)[1]
+  assert not side.any()  # y and z of every side frame are 0
+  np.testing.assert_array_equal(side, compress.read_symbols(tmp_path / 'quiet_0.5.fmac', codec)[1])
+  assert compress.read_symbols(tmp_path / 'loud_1000.0.fmac', codec)[1].any()
+  mono, _ = round_trip(codec, tmp_path, x, RATE, 'mono_quiet')
+  assert sizes['quiet_1000.0'].bytes < 1.5 * mono.bytes < sizes['loud_1000.0'].bytes
