@@ -10,7 +10,8 @@ to mono at its stored rate: that is the reference every metric compares with (DE
 --visqol_excerpts excerpts nearest each recording's middle (all with -1), for the codecs in
 --visqol_codecs, and for baselines only at targets up to --visqol_max_kbps when it is set.
 
-- fmacomp: each shipped model (or --models: names or workdirs) codes the excerpt as a real file:
+- fmacomp: each operating point of each shipped model (or --models: names or workdirs; a
+  rate-conditioned model's points are rows `NAME@p<i>`) codes the excerpt as a real file:
   the excerpt is written as a float WAV, `compress.encode_file` writes the .fmac and
   `compress.decode_file` decodes it; kbps = bytes of the .fmac file x 8 / seconds.
 - MP3 (soundfile/LAME, constant bitrate, at the sample rate that measured best on validation for
@@ -24,8 +25,8 @@ resamples recordings, not excerpts (`statistics.bootstrap_ci`). For each fmacomp
 baseline (MP3, Opus): the baseline at the same bitrate (linear in log kbps between its points;
 below its lowest point, that point, i.e. more bits; none above its highest), the paired win rate
 (clip by clip, each clip's baseline points interpolated to fmacomp's kbps on that clip), and the
-BD-rate (`statistics.bd_rate`) of each model and of all models as one curve ('music-*' for the
-shipped ones), or `n/a (reason)` where it is undefined. Writes rd.md, rd.json (every clip) and
+BD-rate (`statistics.bd_rate`) of each point, of each several-point model's curve, and of the
+single-point models as one curve ('music-*' for the older shipped ones), or `n/a (reason)` where it is undefined. Writes rd.md, rd.json (every clip) and
 rd.png to --out and ends with `name=value` lines.
 """
 
@@ -91,12 +92,8 @@ def _score(job):
   return metrics.compute_all(reference, rows_lib.as_pcm16(decoded), rate, metrics=names)
 
 
-def fmacomp_decoded(spec, excerpts, tmp):
-  """(setting, [(decoded, kbps)]) of the shipped model (or workdir) `spec` through .fmac files."""
-  codec = model_store.load(spec)
-  # A workdir's files carry the config's model name: the row is named after the workdir.
-  setting = codec.point.model if spec in model_store.shipped_models() else os.path.basename(
-      os.path.normpath(spec))
+def fmacomp_decoded(codec, excerpts, tmp):
+  """[(decoded, kbps)] of the loaded operating point `codec` through real .fmac files."""
   out = []
   for clip in excerpts:
     wav, fmac, dec = (os.path.join(tmp, n) for n in ('in.wav', 'x.fmac', 'out.wav'))
@@ -104,14 +101,23 @@ def fmacomp_decoded(spec, excerpts, tmp):
     result = compress.encode_file(wav, fmac, codec)
     compress.decode_file(fmac, dec, model=codec, subtype='FLOAT')  # quantised when scored
     out.append((audio.read_audio(dec)[0], result.kbps))
-  return setting, out
+  return out
+
+
+def point_settings(spec):
+  """[(setting, OperatingPoint)] of a shipped name or workdir: the model's name (a workdir's
+  folder name), with `@p<index>` when it has several points (a rate-conditioned model)."""
+  points = model_store.operating_points(spec)
+  name = spec if spec in model_store.shipped_models() else os.path.basename(
+      os.path.normpath(spec))
+  return [(name if len(points) == 1 else f'{name}@p{p.index}', p) for p in points]
 
 
 def settings(excerpts, tmp):
   """Yields (codec, setting, measured, [(decoded, kbps)]) for every point, one at a time."""
   for spec in _MODELS.value or model_store.shipped_models():
-    setting, decoded = fmacomp_decoded(spec, excerpts, tmp)
-    yield 'fmacomp', setting, True, decoded
+    for setting, point in point_settings(spec):
+      yield 'fmacomp', setting, True, fmacomp_decoded(model_store.Codec(point), excerpts, tmp)
   for name, targets in (('mp3', _MP3.value), ('opus', _OPUS.value),
                         ('resampling', _RESAMPLING.value)):
     for kbps in map(float, targets):
@@ -202,12 +208,16 @@ def win_rates(rows, setting, base, metric):
 
 
 def curves(table):
-  """{name: [settings]}: each fmacomp point alone, and all of them as one curve."""
+  """{name: [settings]}: each fmacomp point alone, the points of each several-point model as
+  its curve, and the single-point models as one curve ('music-*' for the older shipped ones)."""
   points = [e['setting'] for e in table if e['codec'] == 'fmacomp']
   out = {p: [p] for p in points}
-  if len(points) > 1:
-    prefix = os.path.commonprefix(points).rsplit('-', 1)[0]
-    out[f'{prefix}-*' if prefix else 'all'] = points
+  for name in dict.fromkeys(p.split('@')[0] for p in points if '@' in p):
+    out[name] = [p for p in points if p.split('@')[0] == name]
+  singles = [p for p in points if '@' not in p]
+  if len(singles) > 1:
+    prefix = os.path.commonprefix(singles).rsplit('-', 1)[0]
+    out[f'{prefix}-*' if prefix else 'all'] = singles
   return out
 
 
