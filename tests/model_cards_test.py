@@ -66,12 +66,23 @@ def test_card_steps_match_the_checkpoint_and_the_validation_records(name):
   with open(_folder(name) / 'metrics.jsonl') as f:
     records = [json.loads(line) for line in f]
   assert step in [r['step'] for r in records]
-  for r in records:  # the card's validation table is the folder's metrics.jsonl
-    assert re.search(rf'^\| {r["step"]} \| {r["loss"]:.3f} \| {r["distortion"]:.3f} \|', card,
-                     re.MULTILINE), r
   with open(_folder(name) / 'config.json') as f:
     config = json.load(f)
-  assert _fact(card, 'rate target (training)').startswith(f'{config["loss"]["target_kbps"]:g} kbps')
+  points = config['model'].get('num_points')
+  for r in records:  # the card's validation table is the folder's metrics.jsonl
+    if points:  # a rate-conditioned model: mel distance and estimated kbps of every point
+      cells = [f'{r[f"{k}_p{i}"]:.3f}' for k in ('mel_distance', 'kbps_estimated')
+               for i in range(points)]
+      pattern = rf'^\| {r["step"]} \| {r["loss"]:.3f} \| ' + ' \\| '.join(cells) + ' \\|$'
+    else:
+      pattern = rf'^\| {r["step"]} \| {r["loss"]:.3f} \| {r["distortion"]:.3f} \|'
+    assert re.search(pattern, card, re.MULTILINE), r
+  target = _fact(card, 'rate target (training)')
+  if points:
+    assert target == 'lambda ' + ' / '.join(f'{v:g}' for v in config['loss']['lmbdas']) + (
+        ' per kbps, one per operating point')
+  else:
+    assert target.startswith(f'{config["loss"]["target_kbps"]:g} kbps')
   assert f'`{config["model"]["name"]}`' in _fact(card, 'architecture')
 
 
