@@ -29,6 +29,8 @@ from fmacomp.training import checkpointing
 from fmacomp.training import provenance
 from fmacomp.training import train
 
+from tests import trained_codec
+
 
 # --- params_checksum ------------------------------------------------------------------------
 
@@ -194,6 +196,16 @@ def test_reference_run_compiled_its_step_once(reference_run):
   stderr = reference_run.result.stderr
   assert len(re.findall(r'Compiling jit\(train_step\)', stderr)) == 1
   assert len(re.findall(r'Compiling jit\(_autoencoder_eval\)', stderr)) == 1
+
+
+def test_a_weak_typed_initialiser_does_not_compile_the_step_twice(tmp_path_factory,
+                                                                  tiny_data_dir):
+  # stft_codec's hyperprior initialises a parameter from a Python float (weakly typed); the
+  # state the first step returns is strongly typed, so without train.py's cast at init the
+  # step compiled again at step 2 (the tiny run shared with the codec tests).
+  compiled = trained_codec.compiled(trained_codec.stft_workdir(tmp_path_factory, tiny_data_dir))
+  assert sum('jit(train_step)' in m for m in compiled) == 1, compiled
+  assert sum('jit(_rate_codec_eval)' in m for m in compiled) == 1, compiled
 
 
 def test_the_loss_falls_on_a_short_run(time_ae_run):

@@ -2,11 +2,15 @@
 
 `workdir` is a `codec.py:tiny` run, `stft_workdir` a `stft_codec.py:tiny` run. Each is trained
 in-process for its config's few steps on the session's synthetic_music/tiny build
-(tests/conftest.py) through the real trainer, then its integer tables are exported as a user's
-workdir would have them. The first module that asks trains (about a minute on a loaded 2-core
-machine); later modules find the finished workdir (a DONE marker under the session's base temp
-dir) and reuse it.
+(tests/conftest.py) through the real trainer (the compilations jax logged are kept beside it:
+`compiled`), then its integer tables are exported as a user's workdir would have them. The
+first module that asks trains (about a minute on a loaded 2-core machine); later modules find
+the finished workdir (a DONE marker under the session's base temp dir) and reuse it.
 """
+
+import logging
+
+import jax
 
 from fmacomp.configs import codec as codec_config
 from fmacomp.configs import stft_codec as stft_codec_config
@@ -14,6 +18,17 @@ from fmacomp.fmac import model_store
 from fmacomp.training import train
 
 DONE = 'DONE'
+COMPILED = 'compiled.txt'
+
+
+class _Messages(logging.Handler):
+
+  def __init__(self):
+    super().__init__()
+    self.messages = []
+
+  def emit(self, record):
+    self.messages.append(record.getMessage())
 
 
 def _trained(tmp_path_factory, data_dir, config_module, name):
@@ -23,10 +38,23 @@ def _trained(tmp_path_factory, data_dir, config_module, name):
   if not (root / DONE).exists():
     config = config_module.get_config('tiny')
     config.data.data_dir = str(data_dir)
-    train.train_and_evaluate(config, str(path))
+    handler = _Messages()
+    logging.getLogger('jax').addHandler(handler)
+    try:
+      with jax.log_compiles(True):
+        train.train_and_evaluate(config, str(path))
+    finally:
+      logging.getLogger('jax').removeHandler(handler)
+    (root / COMPILED).write_text(''.join(
+        m.splitlines()[0] + '\n' for m in handler.messages if m.startswith('Compiling ')))
     model_store.export_tables(str(path))
     (root / DONE).write_text('')
   return path
+
+
+def compiled(path):
+  """The 'Compiling ...' lines jax logged while the workdir at `path` trained."""
+  return (path.parent / COMPILED).read_text().splitlines()
 
 
 def workdir(tmp_path_factory, data_dir):
