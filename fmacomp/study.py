@@ -2,15 +2,21 @@
 
 Stages, each writing under `<workdir>/` (re-running resumes: a finished stage is skipped):
   data            prepare the dataset and print its summary
-  time_ae         the waveform autoencoder            } training stages: one workdir each,
-  freq_ae         the STFT autoencoder                } finished when their DONE file exists
-  codec           the quantised, entropy-coded codec  } (an unfinished one resumes from its
-  classifier      the genre head on time_ae's frozen latent   checkpoint)
+  time_ae         the waveform autoencoder              } training stages: one workdir each,
+  freq_ae         the STFT autoencoder                  } finished when their DONE file
+  time_ae_q       time_ae quantised and entropy-coded   } exists (an unfinished one resumes
+  freq_ae_q       freq_ae quantised and entropy-coded   } from its checkpoint)
+  codec           the full-band frame-rate codec        }
+  classifier      the genre head on time_ae's frozen latent
   classifier_mel  the same head on log-mel (the no-autoencoder baseline)
   evaluate        eval/results.json on the test split (`fmacomp.evaluation.evaluate`); finished
                   when eval/STAMP names the same trained runs and preset
   report          eval/results.md and report/report.html from results.json (`fmacomp.reporting`);
                   finished when report.html is newer than results.json
+
+The codec stage trains `configs/stft_codec.py` (one network, several bitrates) at the dataset's
+storage rate (`rate=`), and the evaluation scores each of its operating points through real
+.fmac files.
 
 Sizes: `smoke` (tiny configs, a small evaluation: the end-to-end test), `quick` (the default:
 about 7.5 minutes on a quiet 2-core machine) and `full` (the reference settings: hours). Each
@@ -26,9 +32,9 @@ import time
 from absl import logging
 
 from fmacomp.configs import classifier as classifier_config
-from fmacomp.configs import codec as codec_config
 from fmacomp.configs import freq_ae as freq_ae_config
 from fmacomp.configs import quantised_ae as quantised_ae_config
+from fmacomp.configs import stft_codec as stft_codec_config
 from fmacomp.configs import time_ae as time_ae_config
 from fmacomp import datasets
 from fmacomp.datasets import summary as summary_lib
@@ -52,6 +58,8 @@ class Stage:
   arg: str = ''
   links: tuple = ()  # (config field, stage): the field names that earlier stage's workdir
   fine_tune: bool = False  # quick: a tenth of the steps (it starts from a trained model)
+  follows_rate: bool = False  # passes `rate=<the dataset's storage rate>` to its config
+  steps: tuple = ()  # (size, steps): the study's steps at that size instead of the config's
 
 
 def _quantised(ae_stage, arg=''):
@@ -66,7 +74,9 @@ STAGES = (
     Stage('freq_ae', freq_ae_config),
     _quantised('time_ae'),
     _quantised('freq_ae'),
-    Stage('codec', codec_config),
+    # The config's full variant trains until cut by wall time (1M steps); a study stage must
+    # end, so `full` stops at 200k steps (as the conv_codec stage it replaced did).
+    Stage('codec', stft_codec_config, follows_rate=True, steps=(('full', 200_000),)),
     Stage('classifier', classifier_config, links=(('encoder_workdir', 'time_ae'),)),
     Stage('classifier_mel', classifier_config, arg='logmel'),
 )
@@ -93,9 +103,14 @@ BUDGETS_S = {
 }
 
 
-def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
-  """The config of one stage at a study size, pointed at the study's data."""
-  arg = ','.join(filter(None, [SIZES[size], stage.arg]))
+def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir='', rate=0):
+  """The config of one stage at a study size, pointed at the study's data.
+
+  `rate` is the dataset's storage rate: a stage that `follows_rate` runs at it (0: the
+  config's own rate).
+  """
+  arg = ','.join(filter(None, [SIZES[size], stage.arg,
+                               f'rate={rate}' if stage.follows_rate and rate else '']))
   config = stage.config_module.get_config(arg)
   config.data.name = dataset
   config.data.data_dir = data_dir or ''
@@ -104,6 +119,7 @@ def stage_config(stage, size, workdir, dataset, data_dir='', manual_dir=''):
     config[field] = os.path.join(workdir, source)
   if stage.fine_tune and size == 'quick':
     config.steps = max(config.steps // 10, 1)
+  config.steps = dict(stage.steps).get(size, config.steps)
   return config
 
 
@@ -207,14 +223,16 @@ def run_study(workdir, dataset=datasets.DEFAULT_DATASET, data_dir='', manual_dir
 
   progress.start('data', f': {dataset}')
   builder = datasets.prepare(dataset, data_dir=data_dir or None, manual_dir=manual_dir or None)
-  out(summary_lib.format_summary(summary_lib.summarize(builder)))
+  summary = summary_lib.summarize(builder)
+  out(summary_lib.format_summary(summary))
   progress.end()
 
   results, checksums = {}, {}
   for stage in stages(size):
     progress.start(stage.name)
     stage_dir = os.path.join(workdir, stage.name)
-    config = stage_config(stage, size, workdir, dataset, data_dir, manual_dir)
+    config = stage_config(stage, size, workdir, dataset, data_dir, manual_dir,
+                          rate=summary['storage_rate'])
     checksums[stage.name], trained = _train_stage(stage, config, stage_dir)
     progress.end(skipped=not trained)
     results[stage.name] = sweep.final_validation(stage_dir)

@@ -2,8 +2,9 @@ r"""The main job: `python launch/main.py --workdir=DIR [--dataset=NAME] [--manua
 [--smoke|--full]`.
 
 Prepares the dataset (the embedded `synthetic_music` by default) and prints its summary, trains
-the quick configs of every model (time_ae, freq_ae, the latent classifier and the log-mel
-baseline; one seed, each in `DIR/<stage>/`), evaluates them on the test split beside MP3, Opus
+the quick configs of every model (time_ae, freq_ae and their quantised versions, the full-band
+codec `stft_codec` at the dataset's rate, the latent classifier and the log-mel baseline; one
+seed, each in `DIR/<stage>/`), evaluates them on the test split beside MP3, Opus
 and resampling (`DIR/eval/results.json`) and writes the report. The last stdout line is
 `report=DIR/report/report.html`. About 7.5 minutes on a quiet 2-core machine; re-running
 resumes (finished stages are skipped). `--smoke` uses the tiny configs and a small evaluation

@@ -47,3 +47,21 @@ def test_bd_rates_are_undefined_for_single_points_and_name_the_reason():
               and r['anchor'] == 'opus')
   assert both['rows'] == [0, 1]
   assert both['bd_rate'] is not None and both['bd_rate'] < 0  # fewer bits at equal mel
+
+
+def test_the_points_of_one_network_are_a_curve_of_their_own():
+  # A rate-conditioned codec's rows share `curve`; beside another fmacomp row, they get their
+  # own BD-rate, with the same value as the same two rows alone would.
+  points = [dict(r, name=f'codec@p{i}', curve='codec') for i, r in enumerate(ROWS[:2])]
+  rows = [row('time_ae_q', 'fmacomp', 20.0, [3.0, 3.0, 3.0])] + points + ROWS[2:]
+  records = comparisons.bd_rates(rows)['rows']
+  network = [r for r in records if r['codec'] == 'codec (all points)']
+  assert [(r['anchor'], r['rows']) for r in network] == [('mp3', [1, 2]), ('opus', [1, 2])]
+  alone = {r['anchor']: r['bd_rate'] for r in comparisons.bd_rates(ROWS)['rows']
+           if r['codec'] == 'fmacomp (all measured rows)'}
+  assert {r['anchor']: r['bd_rate'] for r in network} == alone
+  everything = next(r for r in records if r['codec'] == 'fmacomp (all measured rows)')
+  assert everything['rows'] == [0, 1, 2]
+  # Only the network's rows measured: its curve is the all-rows curve, not listed twice.
+  assert not any(r['codec'] == 'codec (all points)' for r in comparisons.bd_rates(
+      points + ROWS[2:])['rows'])

@@ -50,10 +50,17 @@ def clips_of(study, results):
                               per_track=results['settings']['clips_per_track'])
 
 
-def test_rows_carry_both_bitrates_honestly(results):
+def codec_points(study):
+  """The smoke study's rate-conditioned codec's operating points, in the evaluation's order."""
+  return model_store.operating_points(str(study.workdir / 'codec'))
+
+
+def test_rows_carry_both_bitrates_honestly(study, results):
   rows = results['compression']['rows']
   families = [r['family'] for r in rows]
-  assert [r['name'] for r in rows[:5]] == ['freq_ae C=16', 'time_ae', 'codec', 'freq_ae_q C=16',
+  points = [f'codec@p{p.index}' for p in codec_points(study)]
+  assert sorted(points) == ['codec@p0', 'codec@p1']  # stft_codec:tiny has two points
+  assert [r['name'] for r in rows[:6]] == ['freq_ae C=16', 'time_ae', *points, 'freq_ae_q C=16',
                                           'time_ae_q']
   assert {'mp3', 'opus', 'resampling'} <= set(families)
   for row in rows:
@@ -91,11 +98,28 @@ def test_rows_recompute_from_the_same_clips(study, results, tmp_path):
   assert time_ae['metrics']['si_sdr']['mean'] == pytest.approx(
       np.mean([p['si_sdr'] for p in per_clip]), rel=1e-4)
   assert time_ae['kbps_nominal'] == pytest.approx(info['kbps_nominal'])
-  codec = next(r for r in rows if r['name'] == 'codec')
-  loaded = model_store.load(str(study.workdir / 'codec'))
-  sizes = [codec_eval.roundtrip(loaded, c, str(tmp_path))[1] for c in clips]
+  # The rate-conditioned codec: each operating point's row from files coded at that point.
   seconds = sum(len(c.audio) / c.rate for c in clips)
-  assert codec['kbps_measured'] == pytest.approx(8 * sum(sizes) / seconds / 1000)
+  for point in codec_points(study):
+    codec = next(r for r in rows if r['name'] == f'codec@p{point.index}')
+    loaded = model_store.Codec(point)
+    sizes = [codec_eval.roundtrip(loaded, c, str(tmp_path))[1] for c in clips]
+    assert codec['kbps_measured'] == pytest.approx(8 * sum(sizes) / seconds / 1000)
+    assert (codec['point'], codec['points'], codec['curve'], codec['model']) == (
+        point.index, 2, 'codec', 'stft_codec')
+    assert codec['kbps_validation'] == pytest.approx(point.kbps)
+    assert codec['setting'].startswith(f'point {point.index} of 2, .fmac files')
+
+
+def test_the_codec_points_are_one_curve_against_the_baselines(results):
+  rows = results['compression']['rows']
+  indices = [i for i, r in enumerate(rows) if r.get('curve') == 'codec']
+  assert len(indices) == 2
+  curve = [r for r in results['bd_rate']['rows'] if r['codec'] == 'codec (all points)']
+  assert {(r['anchor'], r['metric']) for r in curve} == {('mp3', 'mel_distance'),
+                                                        ('opus', 'mel_distance')}
+  assert all(r['rows'] == indices for r in curve)
+  assert {r['name'] for r in results['win_rate']['rows']} >= {rows[i]['name'] for i in indices}
 
 
 def test_reference_table_keeps_the_published_numbers_beside_ours(results):
@@ -156,7 +180,8 @@ def test_latent_projections_and_listening_files(study, results):
     assert len(p['pca']['points']) == len(p['tsne']['points']) == len(p['labels']) == p['n'] == 40
   (entry,) = results['listening']  # smoke: one clip
   names = [item['name'] for item in entry['items']]
-  assert names[:6] == ['original', 'freq_ae C=16', 'time_ae', 'codec', 'freq_ae_q C=16',
+  points = [f'codec@p{p.index}' for p in codec_points(study)]
+  assert names[:7] == ['original', 'freq_ae C=16', 'time_ae', *points, 'freq_ae_q C=16',
                        'time_ae_q']
   assert any(n.startswith('mp3') for n in names) and any(n.startswith('opus') for n in names)
   for item in entry['items']:

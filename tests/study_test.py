@@ -81,3 +81,21 @@ def test_full_study_trains_every_reference_latent_size():
   # Quick fine-tuning: a tenth of the autoencoder's steps, from its checkpoint.
   quick = study_lib.stage_config(study_lib.stages('quick')[2], 'quick', '/w', 'synthetic_music')
   assert (quick.steps, quick.ae_workdir) == (30, '/w/time_ae')
+
+
+def test_the_codec_stage_is_the_rate_conditioned_codec_at_the_datasets_rate():
+  (stage,) = [s for s in study_lib.stages('quick') if s.name == 'codec']
+  quick = study_lib.stage_config(stage, 'quick', '/w', 'synthetic_music', rate=44100)
+  assert (quick.model.name, quick.model.num_points, quick.sample_rate) == ('stft_codec', 5, 44100)
+  assert quick.model.n_fft == 2048 and quick.data.name == 'synthetic_music'
+  # A 16 kHz build: the codec runs at 16 kHz, frames of about the same duration (16 ms).
+  low = study_lib.stage_config(stage, 'quick', '/w', 'synthetic_music/default_16k', rate=16000)
+  assert (low.sample_rate, low.model.sample_rate, low.model.n_fft, low.model.hop_samples) == (
+      16000, 16000, 1024, 256)
+  assert low.crop_s == pytest.approx(quick.crop_s * (256 / 16000) / (512 / 44100))
+  assert low.steps == quick.steps
+  smoke = study_lib.stage_config(stage, 'smoke', '/w', 'synthetic_music/tiny', rate=16000)
+  assert (smoke.sample_rate, smoke.model.num_points) == (16000, 2)
+  # Full: the config's own model, but a study stage ends (the config alone runs until cut).
+  full = study_lib.stage_config(stage, 'full', '/w', 'fma/small', rate=44100)
+  assert (full.steps, full.batch_size, full.model.width) == (200_000, 16, 256)

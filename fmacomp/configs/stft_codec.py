@@ -25,10 +25,17 @@ Variants: `quick` (the full model on the real-music build, batch 4, a few hundre
 check that it learns, not a codec), `tiny` (tests: 16 kHz, n_fft 256, hop 64, width 16, one
 block each side, 2 points, synthetic_music/tiny).
 
-Arguments: `quick`, `tiny`, `seed=N`, `data=NAME`.
+`rate=N` runs a variant at N Hz (the main job passes its dataset's storage rate, so a 16 or
+22.05 kHz build trains a codec at that rate, not an upsampled 44.1 kHz one): n_fft and the hop
+are scaled by N / the variant's rate, to the nearest power of two, so frames keep about their
+duration (44.1 kHz n_fft 2048 / hop 512 -> 22.05 kHz 1024 / 256, 16 kHz 1024 / 256) and the crop
+its number of frames. At the variant's own rate (and by default) nothing changes.
+
+Arguments: `quick`, `tiny`, `seed=N`, `data=NAME`, `rate=N`.
 """
 
 import functools
+import math
 
 from fmacomp.configs import common
 
@@ -45,8 +52,19 @@ def latent_crop_s(config, frames):
                         config.model.get_ref('hop_samples'), config.get_ref('sample_rate'))
 
 
+def at_rate(config, rate):
+  """Moves `config` to `rate` Hz, frames of about the same duration (module docstring)."""
+  if rate == config.sample_rate:
+    return config
+  hop, n_fft = config.model.hop_samples, config.model.n_fft
+  new_hop = 2 ** round(math.log2(hop * rate / config.sample_rate))
+  config.model.update(hop_samples=new_hop, n_fft=n_fft // hop * new_hop)
+  config.sample_rate = rate
+  return config
+
+
 def get_config(arg=None):
-  args = common.parse_arg(arg, quick=False, tiny=False, seed=0, data='')
+  args = common.parse_arg(arg, quick=False, tiny=False, seed=0, data='', rate=0)
   size = common.variant(args)
   config = common.base_config(seed=args.seed)
   config.data.name = args.data or {'tiny': 'synthetic_music/tiny', 'quick': 'music_folder',
@@ -104,4 +122,6 @@ def get_config(arg=None):
     config.loss.update(stft=0.0, lmbdas=(0.3, 0.05))
     config.augment.update(mix=0.0, gain_db=(0.0, 0.0), silence=0.0)
     config.optimizer.update(lr=3e-3, warmup_steps=5)
+  if args.rate:
+    at_rate(config, args.rate)
   return config

@@ -5,7 +5,9 @@ A codec run (a quantised model with an entropy model, `models.CODECS`) is evalua
 to a .fmac file and decompressed with the public API of `fmacomp.fmac.compress` (`encode_file`,
 `decode_file`); its bitrate is the whole file's size (header included) x 8 / seconds. Runs
 differing by seed are one row (mean and std over seeds); the group's first run gives the row's
-listening audio.
+listening audio. A rate-conditioned run (`models.RATE_CONDITIONED`: one network, several
+bitrates, `stft_codec`) gives one row per operating point (`model_store.operating_points`), each
+file coded at its point, with the point's index and validation bitrate beside its measured one.
 
 `fmac_latents` reads a file's latent for classification from the compressed representation
 (`fmacomp.evaluation.compressed_genre`): its symbols are entropy-decoded with the model's integer
@@ -20,6 +22,7 @@ import numpy as np
 from fmacomp import audio
 from fmacomp.evaluation import common
 from fmacomp.evaluation import rows as rows_lib
+from fmacomp import models
 
 
 def load(workdir):
@@ -40,9 +43,8 @@ def roundtrip(codec, clip, directory):
   return decoded, result.bytes
 
 
-def _codec_row(group, run, clips, options, directory):
-  """One operating point's row and its first decoded clips."""
-  codec = load(run.workdir)
+def _codec_row(group, run, codec, clips, options, directory):
+  """One operating point's row (of a loaded `model_store.Codec`) and its first decoded clips."""
   per_clip, n_bytes, decoded = [], 0, []
   for i, clip in enumerate(clips):
     y, size = roundtrip(codec, clip, directory)
@@ -52,32 +54,71 @@ def _codec_row(group, run, clips, options, directory):
       decoded.append((y, clip.rate))
   seconds = sum(len(c.audio) / c.rate for c in clips)
   frames_per_s = codec.sample_rate / codec.hop
+  setting = f'.fmac files, {codec.latent_channels} channels at {codec.sample_rate} Hz'
+  fields = {}
+  if _rate_conditioned(run):
+    point, points = codec.point.index, int(run.config.model.num_points)
+    setting = f'point {point} of {points}, {setting}'
+    fields = dict(point=point, points=points, curve=group,
+                  kbps_validation=_finite_or_none(codec.point.kbps))
   row = rows_lib.make_row(
       group, 'fmacomp', per_clip, kind='codec', model=run.config.model.name,
       base=run.config.model.get('base', run.config.model.name), runs=[run.name],
       seeds=[int(run.config.seed)], seed=int(run.config.seed),
       kbps_measured=8 * n_bytes / seconds / 1000,
       kbps_nominal=rows_lib.NOMINAL_BITS * codec.latent_channels * frames_per_s / 1000,
-      latent_channels=int(codec.latent_channels),
-      setting=f'.fmac files, {codec.latent_channels} channels at {codec.sample_rate} Hz')
+      latent_channels=int(codec.latent_channels), setting=setting, **fields)
   return row, decoded
 
 
+def _rate_conditioned(run):
+  return run.config.model.name in models.RATE_CONDITIONED
+
+
+def _finite_or_none(value):
+  return float(value) if np.isfinite(value) else None
+
+
+def point_name(group, point):
+  """A rate-conditioned run's row name at one operating point: 'codec@p2' (as rd_bench's)."""
+  return f'{group}@p{point}'
+
+
+def _points(run):
+  """(point, Codec) of each operating point of a run: every point of a rate-conditioned run
+  (lowest validation bitrate first), else (None, its one codec). Each is loaded when its turn
+  comes, so one point's codec is held at a time."""
+  if not _rate_conditioned(run):
+    yield None, load(run.workdir)
+    return
+  from fmacomp.fmac import model_store  # pylint: disable=g-import-not-at-top
+  for point in model_store.operating_points(run.workdir):
+    yield point.index, model_store.Codec(point)
+
+
 class CodecEvaluator:
-  """One compression row per codec group, from real .fmac files of the test clips."""
+  """Compression rows from real .fmac files of the test clips: one per codec group, or, for a
+  rate-conditioned run (`models.RATE_CONDITIONED`: one network, several bitrates), one per
+  operating point, named `point_name(group, point)` and carrying `point`, `points`, `curve`
+  (the group: the rows of one network) and `kbps_validation` (the point's validation estimate,
+  what `--kbps` chooses by) beside its measured kbps. Seeds of a group are combined per point."""
   name = 'codecs'
 
   def run(self, context):
     with tempfile.TemporaryDirectory() as directory:
       for group, members in context.groups('codec').items():
-        per_seed, listening = [], ()
+        per_point, listening = {}, {}  # point (None: a single-point run) -> per-seed rows
         for run in members:
-          row, decoded = _codec_row(group, run, context.clips, context.options, directory)
-          per_seed.append(row)
-          if run is members[0]:
-            listening = tuple(decoded)
-        row = rows_lib.name_latent_size(rows_lib.combine_seeds(group, per_seed))
-        yield common.Result('compression.rows', row, listening)
+          for point, codec in _points(run):
+            row, decoded = _codec_row(group, run, codec, context.clips, context.options,
+                                      directory)
+            per_point.setdefault(point, []).append(row)
+            if run is members[0]:
+              listening[point] = tuple(decoded)
+        for point, per_seed in per_point.items():
+          name = group if point is None else point_name(group, point)
+          row = rows_lib.name_latent_size(rows_lib.combine_seeds(name, per_seed))
+          yield common.Result('compression.rows', row, listening.get(point, ()))
 
 
 def fmac_latents(path, codec):

@@ -10,8 +10,9 @@ Computed from results.json's compression rows once every evaluator has run
   below the baseline's lowest point, its lowest point, which has more bits).
 - `bd_rates`: the Bjøntegaard delta rate of each fmacomp curve against each baseline, per
   metric: each measured fmacomp row alone (a single operating point: undefined, with the
-  reason, and the bitrate the baseline needs for its quality instead) and all of them as one
-  curve when there are several.
+  reason, and the bitrate the baseline needs for its quality instead), the operating points of
+  one rate-conditioned network (rows sharing a `curve`) as its own curve, and all measured rows
+  as one curve when there are several.
 """
 
 from fmacomp import metrics as metrics_lib
@@ -62,13 +63,20 @@ def _curve(rows, indices, metric):
 def bd_rates(rows):
   """results.json's `bd_rate`: {'method', 'rows': [record]} (module docstring).
 
-  A record: codec (a row's name, or 'fmacomp (all measured rows)'), rows (its row indices),
+  A record: codec (a row's name, '<curve> (all points)' for the operating points of one
+  network, or 'fmacomp (all measured rows)'), rows (its row indices),
   anchor (mp3 | opus), metric, bd_rate (percent, negative: fmacomp needs fewer bits; None where
   undefined), reason (why undefined), and for a single row equal_quality_kbps: the bitrate
   at which the anchor reaches the row's quality (None outside the anchor's range).
   """
   ours = _measured(rows, 'fmacomp')
   curves = [(rows[i]['name'], [i]) for i in ours]
+  networks = {}  # the operating points of one rate-conditioned network
+  for i in ours:
+    if rows[i].get('curve'):
+      networks.setdefault(rows[i]['curve'], []).append(i)
+  curves += [(f'{name} (all points)', indices) for name, indices in networks.items()
+             if 1 < len(indices) < len(ours)]
   if len(ours) > 1:
     curves.append(('fmacomp (all measured rows)', ours))
   records = []

@@ -31,6 +31,9 @@ results.json (schema_version 3):
                           per_clip{metric: [value], recording: [track id]},
                           metrics{name: {mean, std, n, over: clips|seeds, ci95 (clips only:
                           bootstrap over tracks), recordings} or None}
+                          and, for each operating point of a rate-conditioned codec (one
+                          network, several bitrates; rows named '<group>@p<i>'): point, points,
+                          curve (the group: its rows form one curve) and kbps_validation
   reference_table.rows[]  latent_channels, reference_kbps, reference_rmse, name, row (ours:
                           freq_ae or a quantised freq_ae), kbps_nominal, kbps_measured,
                           seed_spectral_rmse (a metrics record)
@@ -52,8 +55,10 @@ results.json (schema_version 3):
 
 Schema versions: 3 adds win_rate, bd_rate, the metrics' ci95 and recordings, per_clip's
 recording and settings.clips_per_track, and scores every row's output as 16-bit PCM (float
-before); 2 times each evaluator (timing_s had fmacomp_rows, baselines, genre and projections
-before); every other field is as in 1.
+before), and later, still as 3, the optional fields of operating-point rows (absent from other
+rows and from older files: readers use .get) and bd_rate's '<group> (all points)' curves;
+2 times each evaluator (timing_s had fmacomp_rows, baselines, genre and projections before);
+every other field is as in 1.
 """
 
 import dataclasses

@@ -37,9 +37,11 @@ def rate_distortion(points, ylabel, title):
   """Metric against kbps (log axis) per family.
 
   Args:
-    points: [(family, name, kbps, value, nominal[, (low, high)])] where `nominal` marks a
-      bitrate that is the reference's 16-bit accounting rather than a file's size (drawn hollow
-      and labelled), and (low, high), when given, the value's 95 % interval (an error bar).
+    points: [(family, name, kbps, value, nominal[, (low, high)[, curve]])] where `nominal`
+      marks a bitrate that is the reference's 16-bit accounting rather than a file's size
+      (drawn hollow and labelled), (low, high), when given and not None, the value's 95 %
+      interval (an error bar), and `curve`, when given and not None, names the network a
+      point is an operating point of: an fmacomp network's points are joined by a line.
     ylabel, title: axis label and title.
 
   Returns:
@@ -54,11 +56,15 @@ def rate_distortion(points, ylabel, title):
     mine = sorted((p for p in points if p[0] == family), key=lambda p: p[2])
     if family != 'fmacomp':
       ax.plot([p[2] for p in mine], [p[3] for p in mine], '-', color=color, alpha=0.6)
-    for _, name, kbps, value, nominal, *interval in mine:
+    else:
+      for curve in dict.fromkeys(p[6] for p in mine if len(p) > 6 and p[6] is not None):
+        joined = [p for p in mine if len(p) > 6 and p[6] == curve]
+        ax.plot([p[2] for p in joined], [p[3] for p in joined], '--', color=color, alpha=0.6)
+    for _, name, kbps, value, nominal, *extra in mine:
       ax.scatter(kbps, value, marker=marker, s=45 if family == 'fmacomp' else 25,
                  facecolors='none' if nominal else color, edgecolors=color)
-      if interval and interval[0] is not None:
-        low, high = interval[0]
+      if extra and extra[0] is not None:
+        low, high = extra[0]
         ax.errorbar(kbps, value, yerr=[[value - low], [high - value]], color=color, capsize=2,
                     lw=0.8)
       if family == 'fmacomp':

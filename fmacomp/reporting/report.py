@@ -69,12 +69,13 @@ def _compression(results):
   plots = []
   for metric, label in (('mel_distance', 'mel distance (lower is better)'),
                         ('visqol', 'ViSQOL MOS-LQO (higher is better)')):
-    points = []  # [(family, name, kbps, value, nominal, (low, high) or None)]
+    # [(family, name, kbps, value, nominal, (low, high) or None, the network's curve or None)]
+    points = []
     for r in results['compression']['rows']:
       kbps, nominal = tables.bitrate(r)
       entry = r['metrics'].get(metric) or {}
       points.append((r['family'], r['name'], kbps, entry.get('mean'), nominal,
-                     entry.get('ci95')))
+                     entry.get('ci95'), r.get('curve')))
     figure = figures.rate_distortion(points, label, label.split(' (')[0])
     missing = ' (not computed: --visqol_clips=0)' if figure is None else ''
     plots.append(_img(figure, f'{label} against kbps{missing}'))

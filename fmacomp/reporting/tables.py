@@ -115,6 +115,9 @@ def compression(results):
           f'{settings["visqol_clips"]} clips. kbps (measured) = bytes of a real file (MP3, Opus, '
           ".fmac with its header) x 8 / seconds; kbps (nominal) = the reference's accounting "
           '(16 bits per float latent value, or per kept sample for resampling), not a file.')
+  if any(r.get('point') is not None for r in results['compression']['rows']):
+    note += (' A rate-conditioned codec (one network, several bitrates) has a row per operating '
+             'point, "<run>@p<i>", each from files coded at that point.')
   key = 'compression.rows.{}'.format
   rows = [((r['name'],), (r.get('setting', ''),), _num(results, key(i) + '.kbps_nominal'),
            _num(results, key(i) + '.kbps_measured'),
