@@ -41,7 +41,8 @@ def rate_distortion(points, ylabel, title):
       marks a bitrate that is the reference's 16-bit accounting rather than a file's size
       (drawn hollow and labelled), (low, high), when given and not None, the value's 95 %
       interval (an error bar), and `curve`, when given and not None, names the network a
-      point is an operating point of: an fmacomp network's points are joined by a line.
+      point is an operating point of: an fmacomp network's points are joined by a line and
+      labelled once, at the lowest bitrate ('codec@p0..p4').
     ylabel, title: axis label and title.
 
   Returns:
@@ -60,6 +61,12 @@ def rate_distortion(points, ylabel, title):
       for curve in dict.fromkeys(p[6] for p in mine if len(p) > 6 and p[6] is not None):
         joined = [p for p in mine if len(p) > 6 and p[6] == curve]
         ax.plot([p[2] for p in joined], [p[3] for p in joined], '--', color=color, alpha=0.6)
+    labels = {}  # a curve's points: one label at its lowest bitrate, 'codec@p0..p4'
+    for curve in dict.fromkeys(p[6] for p in mine if len(p) > 6 and p[6] is not None):
+      joined = [p[1] for p in mine if len(p) > 6 and p[6] == curve]
+      last = joined[-1][len(curve):].lstrip('@') if joined[-1].startswith(curve) else joined[-1]
+      labels.update({n: None for n in joined})
+      labels[joined[0]] = joined[0] + (f'..{last}' if len(joined) > 1 else '')
     for _, name, kbps, value, nominal, *extra in mine:
       ax.scatter(kbps, value, marker=marker, s=45 if family == 'fmacomp' else 25,
                  facecolors='none' if nominal else color, edgecolors=color)
@@ -67,8 +74,9 @@ def rate_distortion(points, ylabel, title):
         low, high = extra[0]
         ax.errorbar(kbps, value, yerr=[[value - low], [high - value]], color=color, capsize=2,
                     lw=0.8)
-      if family == 'fmacomp':
-        ax.annotate(name, (kbps, value), textcoords='offset points', xytext=(5, 4), fontsize=8)
+      text = labels.get(name, name)
+      if family == 'fmacomp' and text:
+        ax.annotate(text, (kbps, value), textcoords='offset points', xytext=(5, 4), fontsize=8)
     label = family + (' (nominal kbps)' if all(p[4] for p in mine) else '')
     ax.scatter([], [], marker=marker, color=color, label=label)
   ax.set_xscale('log')
