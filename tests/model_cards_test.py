@@ -92,8 +92,8 @@ def test_card_names_the_split_file_it_quotes(name):
   sha256 = _fact(card, 'splits.json sha256')
   assert re.fullmatch(r'[0-9a-f]{64}', sha256)
   # The quoted listing, written as the splits.json of the time was, has that hash.
-  text = json.dumps(_listing(card), indent=1)
-  assert hashlib.sha256(text.encode()).hexdigest() == sha256
+  text = json.dumps(_listing(card), indent=1)  # the file has a final newline since it grew
+  assert sha256 in {hashlib.sha256(t.encode()).hexdigest() for t in (text, text + '\n')}
   assert '## What cannot be established' in card
 
 

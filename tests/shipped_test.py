@@ -24,11 +24,11 @@ import fmacomp
 from fmacomp.fmac import compress
 from fmacomp.fmac import model_store
 from fmacomp import metrics
+from fmacomp import models
 
 from tests import trained_codec
 
 RATE = 44100
-MAX_BYTES = 5_000_000  # "a few MB" per model
 
 
 def _package_models():
@@ -48,74 +48,81 @@ def _music(seconds=1.5, seed=0):
   return (0.8 * x / np.abs(x).max()).astype(np.float32)
 
 
-def test_three_operating_points_between_3_and_24_kbps_are_shipped():
+def test_the_default_model_and_the_older_three_are_shipped():
   names = _package_models()
   assert names == model_store.shipped_models()
-  assert len(names) >= 3
-  rates = []
+  assert model_store.DEFAULT_MODEL in names and OLDER <= set(names)
   for name in names:
     folder = os.path.join(model_store.SHIPPED_DIR, name)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(folder) for f in fs)
-    assert size < MAX_BYTES, (name, size)
+    assert size < MAX_BYTES[name], (name, size)
     with open(os.path.join(folder, 'config.json')) as f:
-      assert json.load(f)['model']['name'] == 'conv_codec'
-    (point,) = model_store.operating_points(name)
-    assert point.model == name
-    rates.append(point.kbps)
-  assert all(3 <= r <= 24 for r in rates), rates
-  assert len({round(r) for r in rates}) == len(rates), rates  # distinct operating points
+      family = json.load(f)['model']['name']
+    points = model_store.operating_points(name)
+    assert all(p.model == name for p in points)
+    rates = [p.kbps for p in points]
+    assert rates == sorted(rates) and len({round(r, 1) for r in rates}) == len(rates), rates
+    if name in OLDER:  # one conv_codec per bitrate
+      assert family == 'conv_codec' and len(points) == 1 and 3 <= rates[0] <= 24, rates
+    else:  # one rate-conditioned network, several bitrates
+      assert family in models.RATE_CONDITIONED and len(points) >= 4, (family, rates)
+      assert 2 <= rates[0] <= 4 and rates[-1] >= 9, rates
 
 
-# Quality floors of each shipped model, on 4-s synthetic_music clips at 22.05 kHz (the models'
-# rate; seeds 100-103, measured here). kbps: within 4 % of each model's operating point (a
-# header and chunk context on 4 s). Mel distance: at most 2.44 / 2.75 / 2.94 (6 / 9 / 12 kbps),
-# noise of the clip's loudness 5.5-6.6, silence 11-12: each floor is 1.35x its model's worst,
-# and noise and silence miss every floor by >= 1.39x. Log-spectral distance (dB): 9.6-14.7,
-# noise 23.6-28.9, silence 54-56; floor 19, >= 1.24x from each side. (Plucked notes,
-# tests/signals.py, cannot tell a codec from noise under these metrics: noise scores 3.9 on
-# them, the 12-kbps model 3.1-3.4.)
-MEL_FLOORS = {'music-6kbps': 3.3, 'music-9kbps': 3.7, 'music-12kbps': 4.0}
+# Quality floors, on 4-s synthetic_music clips at each model's rate (seeds 101 and 103, measured
+# here), per operating point. kbps: within KBPS_BAND of the point's validation rate (a header and
+# chunk context on 4 s). Older models, at 22.05 kHz: mel distance at most 2.44 / 2.75 / 2.94
+# (6 / 9 / 12 kbps), noise of the clip's loudness 5.5-6.6, silence 11-12: each floor is 1.35x
+# its model's worst, and noise and silence miss every floor by >= 1.39x. Log-spectral distance
+# (dB): 9.6-14.7, noise 23.6-28.9, silence 54-56; floor 19, >= 1.24x from each side. (Plucked
+# notes, tests/signals.py, cannot tell a codec from noise under these metrics: noise scores 3.9
+# on them, the 12-kbps model 3.1-3.4.) The default model: see DEFAULT_FLOORS.
+MEL_FLOORS = {'music-6kbps': {0: 3.3}, 'music-9kbps': {0: 3.7}, 'music-12kbps': {0: 4.0}}
 LSD_FLOOR = 19.0
-KBPS_BAND = 0.1  # relative, around the operating point
-QUALITY_RATE = 22050
+KBPS_BAND = {'music-6kbps': 0.1, 'music-9kbps': 0.1, 'music-12kbps': 0.1}
+QUALITY_RATE = {'music-6kbps': 22050, 'music-9kbps': 22050, 'music-12kbps': 22050}
+OLDER = {'music-6kbps', 'music-9kbps', 'music-12kbps'}
+MAX_BYTES = {name: 5_000_000 for name in OLDER}  # "a few MB" per model
 
 
-def _quality(x, y):
+def _quality(x, y, rate):
   """(mel distance, log-spectral distance) of `y` against the reference `x`."""
-  return (metrics.mel_distance(x, y, QUALITY_RATE),
-          metrics.log_spectral_distance(x, y, QUALITY_RATE))
+  return metrics.mel_distance(x, y, rate), metrics.log_spectral_distance(x, y, rate)
 
 
-def _passes(name, quality):
+def _passes(floor, quality):
   mel, lsd = quality
-  return mel < MEL_FLOORS[name] and lsd < LSD_FLOOR
+  return mel < floor and lsd < LSD_FLOOR
 
 
 @pytest.mark.parametrize('name', model_store.shipped_models())
-def test_each_shipped_model_encodes_and_decodes(name, tmp_path):
-  assert name in MEL_FLOORS, f'{name}: measure its quality and give it a floor'
-  codec = model_store.load(name)
-  for seed in (101, 103):
-    x = trained_codec.synthetic_music(4.0, QUALITY_RATE, seed=seed)
-    src, fmac, out = tmp_path / 'in.wav', tmp_path / 'x.fmac', tmp_path / 'out.wav'
-    sf.write(src, x, QUALITY_RATE, subtype='FLOAT')
-    result = compress.encode_file(src, fmac, codec)
-    header, _ = compress.read_header(fmac)
-    assert header.model == name
-    assert result.bytes == os.path.getsize(fmac)
-    assert abs(result.kbps / codec.point.kbps - 1) < KBPS_BAND, (result.kbps, codec.point.kbps)
-    compress.decode_file(fmac, out)  # the model is found from the header's name alone
-    y, rate = sf.read(out, dtype='float32')
-    assert rate == QUALITY_RATE and y.shape == x.shape
-    quality = _quality(x, y)
-    print(f'{name} seed={seed} kbps={result.kbps:.3f} mel={quality[0]:.3f} '
-          f'lsd={quality[1]:.2f}')
-    assert _passes(name, quality), quality
-    # A broken codec fails the same floors: noise of the clip's loudness, or silence.
-    noise = np.random.default_rng(seed).standard_normal(x.size).astype(np.float32)
-    noise *= np.std(x) / np.std(noise)
-    assert not _passes(name, _quality(x, noise))
-    assert not _passes(name, _quality(x, np.zeros_like(x)))
+def test_each_operating_point_of_each_shipped_model_encodes_and_decodes(name, tmp_path):
+  assert name in MEL_FLOORS, f'{name}: measure its quality and give it floors'
+  rate = QUALITY_RATE[name]
+  for point in model_store.operating_points(name):
+    codec = model_store.Codec(point)
+    floor = MEL_FLOORS[name][point.index]
+    for seed in (101, 103):
+      x = trained_codec.synthetic_music(4.0, rate, seed=seed)
+      src, fmac, out = tmp_path / 'in.wav', tmp_path / 'x.fmac', tmp_path / 'out.wav'
+      sf.write(src, x, rate, subtype='FLOAT')
+      result = compress.encode_file(src, fmac, codec)
+      header, _ = compress.read_header(fmac)
+      assert header.model == name and header.operating_point == point.index
+      assert result.bytes == os.path.getsize(fmac)
+      assert abs(result.kbps / point.kbps - 1) < KBPS_BAND[name], (result.kbps, point.kbps)
+      compress.decode_file(fmac, out)  # the model is found from the header's name alone
+      y, out_rate = sf.read(out, dtype='float32')
+      assert out_rate == rate and y.shape == x.shape
+      quality = _quality(x, y, rate)
+      print(f'{name} p{point.index} seed={seed} kbps={result.kbps:.3f} mel={quality[0]:.3f} '
+            f'lsd={quality[1]:.2f}')
+      assert _passes(floor, quality), quality
+      # A broken codec fails the same floors: noise of the clip's loudness, or silence.
+      noise = np.random.default_rng(seed).standard_normal(x.size).astype(np.float32)
+      noise *= np.std(x) / np.std(noise)
+      assert not _passes(floor, _quality(x, noise, rate))
+      assert not _passes(floor, _quality(x, np.zeros_like(x), rate))
 
 
 WHEEL_SCRIPT = textwrap.dedent("""
