@@ -13,6 +13,8 @@ would defeat the test, so this script refuses to overwrite them.
 The music-6kbps, -9kbps and -12kbps files were written by the last landed release before the
 codec family changed (commit 7a9c1dd, whose modules were still flat: `fmacomp.compress` and
 `fmacomp.model_store` stood for today's `fmacomp.fmac.*`), on a 2-core x86_64 CPU machine.
+The music-fullband-v1 file (stereo at 44.1 kHz, its lowest operating point, as `model_store.load`
+picks without a bitrate) was written by the release that shipped it, on the same machine.
 """
 
 import os
@@ -29,7 +31,8 @@ from fmacomp.fmac import model_store
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Mono at 44.1 kHz for the first model, stereo at 32 kHz for the others: both stereo modes'
 # decode paths and a resampling decoder are covered. Two seconds keep the files small.
-CLIPS = {'music-6kbps': (44100, 1), 'music-9kbps': (32000, 2), 'music-12kbps': (48000, 2)}
+CLIPS = {'music-6kbps': (44100, 1), 'music-9kbps': (32000, 2), 'music-12kbps': (48000, 2),
+         'music-fullband-v1': (44100, 2)}
 SECONDS = 2.0
 
 

@@ -47,9 +47,9 @@ def test_mixing_and_silence():
   np.testing.assert_allclose(y[~silent], np.asarray(x)[~silent], rtol=1e-6)
 
 
-def test_full_config_augments_and_tiny_only_flips_polarity():
+def test_full_config_adds_silence_only_and_tiny_only_flips_polarity():
   full, tiny = (stft_codec_config.get_config(a) for a in ('', 'tiny'))
-  assert full.augment.silence > 0 and full.augment.mix > 0 and full.augment.polarity
+  assert full.augment.silence > 0 and full.augment.mix == 0 and not full.augment.polarity
   x = crops()
   y = tasks.augment(x, jax.random.key(4), tiny.augment)
   np.testing.assert_allclose(np.abs(y), np.abs(x), rtol=1e-6)
