@@ -3,7 +3,7 @@
 Importing the package has no side effects: no devices, meshes, seeds or flags are touched, and
 no JAX is imported (`load_codec` imports it when called).
 
-  codec = fmacomp.load_codec()             # the shipped music-9kbps codec
+  codec = fmacomp.load_codec()             # the shipped default, music-fullband-v1
   data = codec.encode(audio, sample_rate)  # [samples] or [samples, channels] -> .fmac bytes
   audio, sample_rate = codec.decode(data)
 """

@@ -1,6 +1,6 @@
 """The codec as a library: the Python API, and the batch calls behind every codec command.
 
-  codec = fmacomp.load_codec()             # music-9kbps; or a shipped name or a workdir, kbps=N
+  codec = fmacomp.load_codec()             # music-fullband-v1; or a shipped name or a workdir, kbps=N
   data = codec.encode(audio, sample_rate)  # [samples] or [samples, channels] -> .fmac bytes
   audio, sample_rate = codec.decode(data)  # the rate, channels and length that were encoded
 

@@ -67,7 +67,7 @@ def _parser():
   encode.add_argument('--kbps', type=float, help='target bitrate: the model\'s operating point '
                       'nearest it (log scale); default: the point nearest 6 kbps')
   encode.add_argument('--model', metavar='NAME|WORKDIR', help='a shipped model\'s name or a '
-                      'training workdir (default: music-9kbps)')
+                      'training workdir (default: music-fullband-v1)')
   decode = commands.add_parser('decode', parents=[common], help='.fmac files -> audio files',
                                description='Restores the original rate, channels and length '
                                'as 16-bit PCM WAV (or FLAC for an .flac output).')

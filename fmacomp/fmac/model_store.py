@@ -40,7 +40,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'shipped'
 TABLES_FILE = 'cdf_tables.npz'
 # What encoding uses without --model (README, DESIGN.md); `--kbps` picks among its points only
 # (older shipped models by name only), and without `--kbps` the point nearest DEFAULT_KBPS.
-DEFAULT_MODEL = 'music-9kbps'
+DEFAULT_MODEL = 'music-fullband-v1'
 DEFAULT_KBPS = 6.0
 
 

@@ -73,7 +73,7 @@ def test_a_folder_encodes_in_one_call_with_the_default_model_and_a_quiet_stderr(
   for name, (head, point, summary) in zip(sorted(CLIPS), zip(*[iter(lines)] * 3)):
     out = tmp / 'fmac' / (os.path.splitext(name)[0] + '.fmac')
     assert head == f'in={tmp / "in" / name} out={out}'
-    assert re.match(r'^model=music-9kbps operating_point=0 nominal_kbps=[0-9.]+$', point)
+    assert re.match(r'^model=music-fullband-v1 operating_point=[0-9] nominal_kbps=[0-9.]+$', point)
     duration, size, _ = SUMMARY.match(summary).groups()
     rate, _, _ = CLIPS[name]
     assert int(size) == os.path.getsize(out)
@@ -93,6 +93,11 @@ def test_several_files_decode_to_the_originals_rate_channels_and_length(batch):
         original.samplerate, original.channels, original.frames, 'PCM_16')
 
 
+def _default_point():
+  return model_store.nearest(model_store.operating_points(model_store.DEFAULT_MODEL),
+                             model_store.DEFAULT_KBPS)
+
+
 def test_info_describes_a_file_and_checks_it_without_jax(batch):
   tmp, enc, _ = batch
   assert enc.returncode == 0
@@ -106,7 +111,8 @@ def test_info_describes_a_file_and_checks_it_without_jax(batch):
   size = os.path.getsize(path)
   assert info['file'] == str(path) and info['model'] == model_store.DEFAULT_MODEL
   assert (info['operating_point'], info['sample_rate'], info['channels'], info['stereo_mode'],
-          info['num_samples']) == ('0', '44100', '2', 'mid_side', str(44100 - 7))
+          info['num_samples']) == (str(_default_point().index), '44100', '2', 'mid_side',
+                                   str(44100 - 7))
   assert float(info['duration_s']) == pytest.approx((44100 - 7) / 44100, abs=1e-3)
   assert int(info['bytes']) == size
   assert float(info['kbps']) == pytest.approx(size * 8 / ((44100 - 7) / 44100) / 1000, rel=1e-3)
@@ -211,13 +217,15 @@ def test_a_run_time_failure_is_one_line_with_exit_1_and_a_traceback_only_if_verb
 
 def test_encoding_uses_the_default_model_unless_told_otherwise():
   from fmacomp.fmac import api  # pylint: disable=g-import-not-at-top
-  assert model_store.DEFAULT_MODEL == 'music-9kbps'
+  assert model_store.DEFAULT_MODEL == 'music-fullband-v1'
   assert model_store.DEFAULT_MODEL in model_store.shipped_models()
   points = model_store.operating_points(model_store.DEFAULT_MODEL)
   assert api.choose_point() == model_store.nearest(points, model_store.DEFAULT_KBPS)
   # --kbps picks among the default model's points only; other models by name only.
   for kbps in (1, 5, 14, 100):
     assert api.choose_point(kbps=kbps) == model_store.nearest(points, kbps)
+  assert api.choose_point(kbps=1) == points[0] and api.choose_point(kbps=100) == points[-1]
+  assert len({api.choose_point(kbps=p.kbps) for p in points}) == len(points) >= 4
   assert api.choose_point('music-12kbps', kbps=5).model == 'music-12kbps'
   assert api.choose_point('music-6kbps').model == 'music-6kbps'
   with pytest.raises(errors.InputError, match='--kbps'):
@@ -265,7 +273,6 @@ def test_the_python_api_refuses_bad_arguments_naming_them(codec):
       (lambda: codec.encode(np.full(22050, np.nan), 22050), 'audio: audio holds NaN'),
       (lambda: codec.encode(x, 0), 'sample_rate: sample rate must be'),
       (lambda: codec.encode(x, 22050.5), 'sample_rate: sample rate must be'),
-      (lambda: codec.encode(x[:10], 22050), 'audio: too short'),
       (lambda: codec.decode('not bytes'), 'data: must be the bytes'),
       (lambda: codec.decode(b'\x89FMAC\r\n\x1a'), 'data: truncated'),
   ]
@@ -278,6 +285,11 @@ def test_the_python_api_refuses_bad_arguments_naming_them(codec):
   data = compress.encode_array(x[:, None], 22050, other)
   with pytest.raises(errors.InputError, match="encoded with model 'music-6kbps'"):
     codec.decode(data)
+  # The default model codes any length; the older models refuse less than one latent frame.
+  restored, rate = codec.decode(codec.encode(x[:10], 22050))
+  assert rate == 22050 and restored.shape == (10,)
+  with pytest.raises(errors.InputError, match='too short'):
+    compress.encode_array(x[:10, None], 22050, other)
 
 
 def api_point(name):

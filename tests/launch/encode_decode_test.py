@@ -63,8 +63,11 @@ def test_encode_uses_the_default_shipped_model_without_model_or_kbps(launcher, t
   result = launcher.run('encode.py', tmp_path / 'clip.wav', tmp_path / 'clip.fmac')
   assert result.returncode == 0, result.stderr[-3000:]
   lines = result.stdout.strip().splitlines()
-  assert lines[-2].startswith(f'model={model_store.DEFAULT_MODEL} operating_point=0 '), lines
-  assert model_store.DEFAULT_MODEL == 'music-9kbps'  # what the README promises
+  point = model_store.nearest(model_store.operating_points(model_store.DEFAULT_MODEL),
+                              model_store.DEFAULT_KBPS)  # the README: the point nearest 6 kbps
+  assert lines[-2].startswith(f'model={model_store.DEFAULT_MODEL} '
+                              f'operating_point={point.index} '), lines
+  assert model_store.DEFAULT_MODEL == 'music-fullband-v1'  # what the README promises
   assert SUMMARY.match(lines[-1])
 
 
