@@ -270,6 +270,15 @@ def comparisons(table, rows):
   return lines
 
 
+def _curve(entry):
+  """The plotted line an entry belongs to: its model for a several-point fmacomp model, 'fmacomp
+  (single-point models)' for the others, the codec for a baseline."""
+  if entry['codec'] != 'fmacomp':
+    return entry['codec']
+  return entry['setting'].split('@')[0] if '@' in entry['setting'] else (
+      'fmacomp (single-point models)')
+
+
 def plot(table, path):
   """The curves per metric; resampling's nominal points hollow and labelled, intervals drawn."""
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -280,17 +289,24 @@ def plot(table, path):
   fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.8), squeeze=False)
   styles = {'fmacomp': ('tab:red', 'o', '-'), 'mp3': ('tab:blue', 's', '--'),
             'opus': ('tab:green', '^', '--'), 'resampling': ('tab:gray', 'D', ':')}
+  # One line per curve: each several-point fmacomp model, the single-point ones together, and
+  # each baseline (a line through points of different models would zigzag between them).
+  series = [(c, n, styles[c]) for c, n in dict.fromkeys(
+      (e['codec'], _curve(e)) for e in table if e['codec'] in styles)]
+  shades = iter(('tab:red', 'tab:orange', 'tab:purple', 'tab:brown'))
+  series = [(c, n, (next(shades),) + style[1:] if c == 'fmacomp' else style)
+            for c, n, style in series]
   for ax, metric in zip(axes[0], shown):
-    for codec, (color, marker, line) in styles.items():
+    for codec, name, (color, marker, line) in series:
       points = sorted((e['kbps'], e[metric], e[metric + '_ci95'], e['measured']) for e in table
-                      if e['codec'] == codec and e[metric] is not None)
+                      if e['codec'] == codec and _curve(e) == name and e[metric] is not None)
       if not points:
         continue
       kbps, values, ci, measured = zip(*points)
       errors_ = np.abs(np.asarray(ci).T - np.asarray(values))  # [2, K]
       nominal = not all(measured)
       ax.errorbar(kbps, values, yerr=errors_, fmt=line, color=color, capsize=2, lw=1,
-                  label=codec + (' (nominal kbps)' if nominal else ''))
+                  label=name + (' (nominal kbps)' if nominal else ''))
       ax.scatter(kbps, values, marker=marker, color=color, s=22, zorder=3,
                  facecolors='none' if nominal else color)
     ax.set_xscale('log')
