@@ -157,16 +157,6 @@ def _records(workdir, split):
     return [r for r in map(json.loads, f) if r['split'] == split]
 
 
-class _Messages(logging.Handler):
-
-  def __init__(self):
-    super().__init__()
-    self.messages = []
-
-  def emit(self, record):
-    self.messages.append(record.getMessage())
-
-
 @pytest.fixture(scope='module')
 def time_ae_run(tiny_data_dir, tmp_path_factory):
   """time_ae tiny for 40 steps, validation on the whole split every 10, compiles logged."""
@@ -174,7 +164,7 @@ def time_ae_run(tiny_data_dir, tmp_path_factory):
   config.data.update(name='synthetic_music/tiny', data_dir=str(tiny_data_dir))
   config.update(steps=40, eval_every=10, checkpoint_every=20, log_every=1, eval_batches=0)
   workdir = tmp_path_factory.mktemp('time_ae') / 'wd'
-  handler = _Messages()
+  handler = trained_codec.LogMessages()
   logging.getLogger('jax').addHandler(handler)
   try:
     with jax.log_compiles(True):

@@ -21,7 +21,8 @@ DONE = 'DONE'
 COMPILED = 'compiled.txt'
 
 
-class _Messages(logging.Handler):
+class LogMessages(logging.Handler):
+  """Collects the messages logged while attached (e.g. jax's compilation log lines)."""
 
   def __init__(self):
     super().__init__()
@@ -38,7 +39,7 @@ def _trained(tmp_path_factory, data_dir, config_module, name):
   if not (root / DONE).exists():
     config = config_module.get_config('tiny')
     config.data.data_dir = str(data_dir)
-    handler = _Messages()
+    handler = LogMessages()
     logging.getLogger('jax').addHandler(handler)
     try:
       with jax.log_compiles(True):
