@@ -27,7 +27,6 @@ import soundfile as sf
 
 import launcher
 import fmacomp
-from fmacomp import audio
 from fmacomp import errors
 from fmacomp import metrics
 
