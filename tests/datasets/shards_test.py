@@ -1,7 +1,6 @@
 """Builders write their own shards: the same bytes on every executor, no TensorFlow, and memory
 bounded by a track block rather than by the dataset."""
 
-import dataclasses
 import json
 import os
 import sys
@@ -194,35 +193,10 @@ def test_a_long_track_streams_through_a_file_with_the_same_records(tmp_path, mon
   assert peak_spilled < track_bytes / 2 < peak_memory, (peak_spilled, peak_memory)
 
 
-@dataclasses.dataclass
-class ManyTonesConfig(base.AudioBuilderConfig):
-  n_tracks: int = 4
-
-
-class ManyTones(base.AudioBuilder, skip_registration=True):
-  """`n_tracks` 8-s tones (256 KB of int16 each) in `train`, one in `test`; tiny metadata."""
-
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Test data.'}
-  BUILDER_CONFIG_CLASS = ManyTonesConfig
-
-  def _label_names(self):
-    return list(tiny_builder.LABELS)
-
-  def _split_tracks(self, dl_manager):
-    del dl_manager
-    make = lambda n: base.Track(track_id=f'tone{n:04d}', label='drone', duration_s=8.0,
-                                source=tiny_builder.Recipe(n, 8.0, 0.3))
-    return {'train': [make(n) for n in range(self.builder_config.n_tracks)], 'test': [make(-1)]}
-
-  def _blocks(self, track):
-    yield tiny_builder.render(track.source, self.builder_config.storage_rate)
-
-
 def _peak_of_build(data_dir, n_tracks):
-  config = ManyTonesConfig(name=f'n{n_tracks}', storage_rate=16000, min_duration_s=1.0,
-                           n_tracks=n_tracks)
-  builder = ManyTones(config=config, data_dir=data_dir, file_format='array_record')
+  config = tiny_builder.ManyTonesConfig(name=f'train{n_tracks}', storage_rate=16000,
+                                        min_duration_s=1.0, n_tracks=n_tracks)
+  builder = tiny_builder.ManyTones(config=config, data_dir=data_dir, file_format='array_record')
   builder.workers = 1
   tracemalloc.start()
   try:

@@ -66,3 +66,35 @@ def build(data_dir):
   builder = TinyTones(data_dir=str(data_dir), file_format='array_record')
   builder.download_and_prepare(file_format='array_record')
   return builder
+
+
+@dataclasses.dataclass
+class ManyTonesConfig(base.AudioBuilderConfig):
+  """`n_tracks` tone tracks of `track_s` seconds in `split`, one track in the other split."""
+  n_tracks: int = 4
+  split: str = 'train'
+  track_s: float = 8.0
+
+
+class ManyTones(base.AudioBuilder, skip_registration=True):
+  """A split of many equal tone tracks (a 16-bit second is 32 KB at 16 kHz), for tests that
+  measure memory at two sizes of a split; tiny metadata."""
+
+  VERSION = tfds.core.Version('1.0.0')
+  RELEASE_NOTES = {'1.0.0': 'Test data.'}
+  BUILDER_CONFIG_CLASS = ManyTonesConfig
+
+  def _label_names(self):
+    return list(LABELS)
+
+  def _split_tracks(self, dl_manager):
+    del dl_manager
+    config = self.builder_config
+    make = lambda n: base.Track(track_id=f'tone{n:04d}', label=LABELS[1 + n % 3],
+                                duration_s=config.track_s,
+                                source=Recipe(n, config.track_s, 0.3))
+    other = 'test' if config.split == 'train' else 'train'
+    return {config.split: [make(n) for n in range(config.n_tracks)], other: [make(9999)]}
+
+  def _blocks(self, track):
+    yield render(track.source, self.builder_config.storage_rate)

@@ -2,13 +2,10 @@
 test tracks (issue 9). The old readers kept every test track (int16 and float32) and one clip per
 track before choosing `count` of them: 10x the tracks was ~10x the peak."""
 
-import dataclasses
 import tracemalloc
 
 import numpy as np
-import tensorflow_datasets as tfds
 
-from fmacomp.datasets import base
 from fmacomp.evaluation import clips as clips_lib
 from tests.datasets import tiny_builder
 
@@ -17,36 +14,11 @@ TRACK_S = 3.0  # two records each (max_record_s 2 s)
 CLIPS = 4
 
 
-@dataclasses.dataclass
-class ManyTestTracksConfig(base.AudioBuilderConfig):
-  n_test: int = 20
-
-
-class ManyTestTracks(base.AudioBuilder, skip_registration=True):
-  """`n_test` 3-s tone tracks (96 KB of int16 each) in `test`, one in `train`."""
-
-  VERSION = tfds.core.Version('1.0.0')
-  RELEASE_NOTES = {'1.0.0': 'Test data.'}
-  BUILDER_CONFIG_CLASS = ManyTestTracksConfig
-
-  def _label_names(self):
-    return list(tiny_builder.LABELS)
-
-  def _split_tracks(self, dl_manager):
-    del dl_manager
-    make = lambda n: base.Track(track_id=f'tone{n:04d}', label=tiny_builder.LABELS[1 + n % 3],
-                                duration_s=TRACK_S,
-                                source=tiny_builder.Recipe(n, TRACK_S, 0.3))
-    return {'train': [make(9999)], 'test': [make(n) for n in range(self.builder_config.n_test)]}
-
-  def _blocks(self, track):
-    yield tiny_builder.render(track.source, self.builder_config.storage_rate)
-
-
 def _build(data_dir, n_test):
-  config = ManyTestTracksConfig(name=f'n{n_test}', storage_rate=RATE, min_duration_s=1.0,
-                                max_record_s=2.0, n_test=n_test)
-  builder = ManyTestTracks(config=config, data_dir=data_dir, file_format='array_record')
+  config = tiny_builder.ManyTonesConfig(
+      name=f'test{n_test}', storage_rate=RATE, min_duration_s=1.0, max_record_s=2.0,
+      n_tracks=n_test, split='test', track_s=TRACK_S)
+  builder = tiny_builder.ManyTones(config=config, data_dir=data_dir, file_format='array_record')
   builder.workers = 1
   builder.download_and_prepare(file_format='array_record')
   return builder
